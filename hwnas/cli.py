@@ -1,0 +1,186 @@
+"""``hwnas`` command line (typer + rich). Thin: parse, call the library, print.
+
+Every :class:`~hwnas.errors.HwnasError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hwnas.errors import HwnasError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Hardware-aware NAS: train supernets, profile devices, search, export.")
+arch_app = typer.Typer(no_args_is_help=True, help="Sample and inspect architectures (genes).")
+app.add_typer(arch_app, name="arch")
+
+out = Console()
+err = Console(stderr=True)
+
+SpaceOpt = Annotated[str, typer.Option("--space", "-s", help="Search space name (see `hwnas spaces`).")]
+WidthOpt = Annotated[Optional[float], typer.Option(help="Width multiplier (default: the space's, 1.0).")]
+ResOpt = Annotated[Optional[int], typer.Option(help="Input resolution (default: the space's, 224).")]
+ClassesOpt = Annotated[Optional[int], typer.Option("--num-classes", help="Number of classes (default 1000).")]
+GenesOpt = Annotated[str, typer.Option("--genes", "-g", help="Comma-separated ints or @file.json.")]
+
+
+def _space(name: str, width: float | None = None, resolution: int | None = None,
+           num_classes: int | None = None):
+    from hwnas.spaces import create_space
+
+    return create_space(name, width=width, resolution=resolution, num_classes=num_classes)
+
+
+def _fmt_int(n: float) -> str:
+    n = float(n)
+    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+@app.command("spaces")
+def spaces_cmd(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the registered search spaces with their exact sizes."""
+    from hwnas.spaces import create_space, space_names
+
+    rows = []
+    for name in space_names():
+        s = create_space(name)
+        rows.append({"name": name, "genes": s.num_genes, "blocks": len(s.groups),
+                     "choices": sorted(set(s.choices)), "size": s.size(), "paper": s.paper_note})
+    if json_out:
+        out.print_json(json.dumps([{**r, "size": str(r["size"])} for r in rows]))
+        return
+    t = Table(title="hwnas search spaces")
+    for col in ("name", "blocks", "genes", "choices", "exact size", "as the paper counts"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(r["name"], str(r["blocks"]), str(r["genes"]), "/".join(map(str, r["choices"])),
+                  f"{r['size']} (~{float(r['size']):.3e})", r["paper"])
+    out.print(t)
+
+
+@arch_app.command("sample")
+def arch_sample(
+    space: SpaceOpt,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many architectures.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON (genes and costs).")] = False,
+) -> None:
+    """Sample architectures uniformly (SPOS) and print their genes and costs."""
+    import numpy as np
+
+    from hwnas.cost import CostModel
+
+    sp = _space(space, width, resolution, num_classes)
+    genes = sp.sample_many(np.random.default_rng(seed), n)
+    c = CostModel(sp)(genes)
+    rows = [{"genes": [int(v) for v in g], "macs": int(c["macs"][i]), "params": int(c["params"][i]),
+             "bitops": int(c["bitops"][i])} for i, g in enumerate(genes)]
+    if json_out:
+        typer.echo(json.dumps({"space": sp.config(), "seed": seed, "archs": rows}, indent=2))
+        return
+    t = Table(title=f"{n} random {sp.name} architectures (seed {seed})")
+    for col in ("#", "genes", "MACs", "params"):
+        t.add_column(col)
+    for i, r in enumerate(rows):
+        t.add_row(str(i), ",".join(map(str, r["genes"])), _fmt_int(r["macs"]), _fmt_int(r["params"]))
+    out.print(t)
+
+
+@arch_app.command("show")
+def arch_show(
+    space: SpaceOpt, genes: GenesOpt,
+    width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Decode an architecture and show its layers, MACs, params and BitOps."""
+    from hwnas.arch import parse_genes
+    from hwnas.cost import arch_costs
+
+    sp = _space(space, width, resolution, num_classes)
+    g = parse_genes(genes, sp)
+    c = arch_costs(sp, g)
+    if json_out:
+        typer.echo(json.dumps({"space": sp.config(), "genes": list(g), "blocks": sp.describe(g),
+                               "costs": c.to_dict(),
+                               "layers": [op.to_dict() for op in sp.layers(g)]}, indent=2))
+        return
+    t = Table(title=f"{sp.name} architecture")
+    for col in ("block", "choice"):
+        t.add_column(col)
+    for row in sp.describe(g):
+        t.add_row(row["block"], row["choice"])
+    out.print(t)
+    out.print(f"MACs {_fmt_int(c.macs)} | FLOPs {_fmt_int(c.flops)} | params {_fmt_int(c.params)} | "
+              f"BitOps {_fmt_int(c.bitops)} | peak activations {c.peak_act_bytes / 2**20:.2f} MiB "
+              f"@ {sp.resolution}x{sp.resolution}")
+
+
+@app.command("export")
+def export_cmd(
+    genes: GenesOpt,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    space: Annotated[Optional[str], typer.Option("--space", "-s", help="Search space (default: the checkpoint's).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Supernet or subnet checkpoint (.pt).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="onnx, tflite or both.")] = "both",
+    width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
+    name: Annotated[str, typer.Option(help="File name stem of the exported models.")] = "model",
+    seed: Annotated[int, typer.Option(help="Seed for random weights (no checkpoint).")] = 0,
+    check: Annotated[bool, typer.Option(help="Check runtime output against torch.")] = True,
+) -> None:
+    """Export one subnet to ONNX and/or TFLite, with metadata and a parity check."""
+    import torch
+
+    from hwnas.arch import parse_genes
+    from hwnas.export import export_model
+    from hwnas.io import atomic_write_json
+    from hwnas.models import subnet_from_checkpoint
+    from hwnas.supernet import Subnet
+
+    formats = {"both": ("onnx", "tflite"), "onnx": ("onnx",), "tflite": ("tflite",)}.get(fmt)
+    if formats is None:
+        raise HwnasError(f"--format {fmt!r} is not allowed; use onnx, tflite or both")
+    if checkpoint is not None:
+        model = subnet_from_checkpoint(checkpoint, genes_text=genes, space_name=space,
+                                       resolution=resolution)
+        sp = model.space
+    else:
+        if space is None:
+            raise HwnasError("--space is required without --checkpoint")
+        sp = _space(space, width, resolution, num_classes)
+        torch.manual_seed(seed)
+        model = Subnet(sp, parse_genes(genes, sp))
+        err.print(f"[yellow]note:[/] no --checkpoint: exporting randomly initialised weights (seed {seed})")
+    meta = {**model.metadata(), "source_checkpoint": str(checkpoint) if checkpoint else None}
+    results = export_model(model.eval(), out_dir, formats=formats, resolution=model.resolution,
+                           in_channels=sp.in_channels, name=name, metadata=meta, check=check)
+    atomic_write_json(Path(out_dir) / f"{name}.export.json",
+                      {**meta, "results": [r.to_dict() for r in results]})
+    t = Table(title=f"exported {sp.name} subnet")
+    for col in ("format", "file", "size", "export s", "max |diff| vs torch"):
+        t.add_column(col)
+    for r in results:
+        t.add_row(r.format, r.path, f"{r.size_bytes / 1024:.1f} KiB", f"{r.seconds:.1f}",
+                  "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.2e}")
+    out.print(t)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``hwnas`` script; turns HwnasError into one line and exit code 2."""
+    try:
+        app(args=argv, prog_name="hwnas")
+    except HwnasError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)

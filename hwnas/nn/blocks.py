@@ -1,0 +1,267 @@
+"""Building blocks shared by supernets and static subnets.
+
+Every block is built from one :class:`~hwnas.spaces.base.OpSpec`. Elastic width follows SPOS
+(Fig. 3b) and Once-for-All (``get_active_filter``): weights are preallocated at the largest width
+and a narrower path uses the *first* ``mid`` channels. Because every slice is a prefix along
+every dimension, a static subnet is obtained by copying ``tensor[:n0, :n1, ...]`` of each
+parameter (see :func:`hwnas.supernet.materialize`); there is one class per block, not a static and
+a dynamic copy that could drift apart.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwnas.spaces.base import OpSpec, make_divisible
+
+
+def activation(name: str) -> nn.Module:
+    """Activation module by name (the ``act`` field of an OpSpec)."""
+    if name == "relu":
+        return nn.ReLU(inplace=False)
+    if name == "relu6":
+        return nn.ReLU6(inplace=False)
+    if name == "hswish":
+        return nn.Hardswish()
+    if name == "mish":
+        return nn.Mish()
+    if name == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown activation {name!r}")
+
+
+class DynamicConv2d(nn.Conv2d):
+    """A Conv2d that can run on a prefix of its channels.
+
+    Input channels come from the input tensor; output channels from ``out_channels`` (a depthwise
+    conv follows its input). At full width it is a plain ``nn.Conv2d`` call.
+    """
+
+    def forward(self, x: torch.Tensor, out_channels: int | None = None) -> torch.Tensor:  # type: ignore[override]
+        in_c = x.shape[1]
+        depthwise = self.groups > 1 and self.groups == self.in_channels
+        out_c = in_c if depthwise else (self.out_channels if out_channels is None else out_channels)
+        if in_c == self.in_channels and out_c == self.out_channels:
+            return super().forward(x)
+        weight = self.weight[:out_c] if depthwise else self.weight[:out_c, :in_c]
+        bias = None if self.bias is None else self.bias[:out_c]
+        groups = in_c if depthwise else self.groups
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
+
+
+class DynamicBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm over a prefix of its channels; running statistics of the prefix are updated in place."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        c = x.shape[1]
+        if c == self.num_features:
+            return super().forward(x)
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:
+                momentum = 1.0 / float(self.num_batches_tracked)
+        use_batch = self.training or not self.track_running_stats
+        return F.batch_norm(
+            x,
+            self.running_mean[:c] if self.track_running_stats else None,
+            self.running_var[:c] if self.track_running_stats else None,
+            self.weight[:c], self.bias[:c], use_batch, momentum, self.eps)
+
+
+def conv(in_c: int, out_c: int, k: int, stride: int = 1, groups: int = 1, bias: bool = False) -> DynamicConv2d:
+    return DynamicConv2d(in_c, out_c, k, stride, k // 2, groups=groups, bias=bias)
+
+
+class ConvBNAct(nn.Module):
+    """conv k x k -> BN -> activation (stem and head convs)."""
+
+    def __init__(self, spec: OpSpec) -> None:
+        super().__init__()
+        self.conv = conv(spec.in_shape[0], spec.out_shape[0], spec.kernel, spec.stride)
+        self.bn = DynamicBatchNorm2d(spec.out_shape[0])
+        self.act = activation(spec.act)
+
+    def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+def se_channels(mid: int) -> int:
+    """Squeeze width of an SE module (MnasNet / ProxylessNAS: mid / 4, divisible by 8)."""
+    return make_divisible(mid / 4, 8)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (GreedyNAS SE option): GAP -> 1x1 -> ReLU -> 1x1 -> sigmoid -> scale."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        red = se_channels(channels)
+        self.reduce = conv(channels, red, 1, bias=True)
+        self.expand = conv(red, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        s = x.mean((2, 3), keepdim=True)
+        s = F.relu(self.reduce(s, se_channels(c)))
+        s = torch.sigmoid(self.expand(s, c))
+        return x * s
+
+
+class MBConv(nn.Module):
+    """MobileNetV2 inverted bottleneck: [1x1 expand] -> k x k depthwise -> [SE] -> 1x1 project (+ skip)."""
+
+    def __init__(self, spec: OpSpec) -> None:
+        super().__init__()
+        in_c, out_c, mid = spec.in_shape[0], spec.out_shape[0], spec.mid
+        self.has_expand = spec.expand != 1
+        if self.has_expand:
+            self.expand_conv = conv(in_c, mid, 1)
+            self.expand_bn = DynamicBatchNorm2d(mid)
+            self.expand_act = activation(spec.act)
+        self.dw_conv = conv(mid, mid, spec.kernel, spec.stride, groups=mid)
+        self.dw_bn = DynamicBatchNorm2d(mid)
+        self.dw_act = activation(spec.act)
+        self.se = SqueezeExcite(mid) if spec.se else None
+        self.project_conv = conv(mid, out_c, 1)
+        self.project_bn = DynamicBatchNorm2d(out_c)
+        self.residual = spec.stride == 1 and in_c == out_c
+
+    def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
+        h = x
+        if self.has_expand:
+            h = self.expand_act(self.expand_bn(self.expand_conv(h, mid)))
+        h = self.dw_act(self.dw_bn(self.dw_conv(h)))
+        if self.se is not None:
+            h = self.se(h)
+        h = self.project_bn(self.project_conv(h))
+        return x + h if self.residual else h
+
+
+def channel_split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ShuffleNetV2 channel shuffle + split as in the SPOS reference: even channels, odd channels."""
+    return x[:, 0::2], x[:, 1::2]
+
+
+class _ShuffleBase(nn.Module, ABC):
+    """Common wiring of the SPOS ShuffleNetV2 choice blocks (stride 1: split; stride 2: projection)."""
+
+    def __init__(self, spec: OpSpec) -> None:
+        super().__init__()
+        self.stride = spec.stride
+        in_c, out_c = spec.in_shape[0], spec.out_shape[0]
+        self.inp = in_c if spec.stride == 2 else in_c // 2
+        self.outputs = out_c - self.inp
+        if spec.stride == 2:
+            k = spec.kernel
+            self.proj = nn.Sequential(
+                conv(self.inp, self.inp, k, 2, groups=self.inp), DynamicBatchNorm2d(self.inp),
+                conv(self.inp, self.inp, 1), DynamicBatchNorm2d(self.inp), activation(spec.act))
+        else:
+            self.proj = None
+
+    @abstractmethod
+    def main(self, x: torch.Tensor, mid: int | None) -> torch.Tensor:
+        """The block's main branch on ``x`` (``mid`` hidden channels)."""
+
+    def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
+        if self.proj is None:
+            x_proj, x_main = channel_split(x)
+            return torch.cat((x_proj, self.main(x_main, mid)), 1)
+        return torch.cat((self.proj(x), self.main(x, mid)), 1)
+
+
+class ShuffleBlock(_ShuffleBase):
+    """SPOS ``choice_k``: 1x1 (inp->mid) -> k x k depthwise (stride) -> 1x1 (mid->out - inp)."""
+
+    def __init__(self, spec: OpSpec) -> None:
+        super().__init__(spec)
+        mid = spec.mid
+        self.pw1 = conv(self.inp, mid, 1)
+        self.bn1 = DynamicBatchNorm2d(mid)
+        self.act1 = activation(spec.act)
+        self.dw = conv(mid, mid, spec.kernel, spec.stride, groups=mid)
+        self.bn2 = DynamicBatchNorm2d(mid)
+        self.pw2 = conv(mid, self.outputs, 1)
+        self.bn3 = DynamicBatchNorm2d(self.outputs)
+        self.act3 = activation(spec.act)
+
+    def main(self, x: torch.Tensor, mid: int | None) -> torch.Tensor:
+        h = self.act1(self.bn1(self.pw1(x, mid)))
+        h = self.bn2(self.dw(h))
+        return self.act3(self.bn3(self.pw2(h)))
+
+
+class ShuffleXceptionBlock(_ShuffleBase):
+    """SPOS ``choice_x``: three (3x3 depthwise -> 1x1) stages, the first at the block's stride."""
+
+    def __init__(self, spec: OpSpec) -> None:
+        super().__init__(spec)
+        mid, inp = spec.mid, self.inp
+        self.dw1 = conv(inp, inp, 3, spec.stride, groups=inp)
+        self.bn1 = DynamicBatchNorm2d(inp)
+        self.pw1 = conv(inp, mid, 1)
+        self.bn2 = DynamicBatchNorm2d(mid)
+        self.act2 = activation(spec.act)
+        self.dw2 = conv(mid, mid, 3, 1, groups=mid)
+        self.bn3 = DynamicBatchNorm2d(mid)
+        self.pw2 = conv(mid, mid, 1)
+        self.bn4 = DynamicBatchNorm2d(mid)
+        self.act4 = activation(spec.act)
+        self.dw3 = conv(mid, mid, 3, 1, groups=mid)
+        self.bn5 = DynamicBatchNorm2d(mid)
+        self.pw3 = conv(mid, self.outputs, 1)
+        self.bn6 = DynamicBatchNorm2d(self.outputs)
+        self.act6 = activation(spec.act)
+
+    def main(self, x: torch.Tensor, mid: int | None) -> torch.Tensor:
+        h = self.bn1(self.dw1(x))
+        h = self.act2(self.bn2(self.pw1(h, mid)))
+        h = self.bn3(self.dw2(h))
+        h = self.act4(self.bn4(self.pw2(h, mid)))
+        h = self.bn5(self.dw3(h))
+        return self.act6(self.bn6(self.pw3(h)))
+
+
+class GlobalAvgPool(nn.Module):
+    """Global average pooling to a (N, C) tensor."""
+
+    def __init__(self, spec: OpSpec) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
+        return x.mean((2, 3))
+
+
+class Classifier(nn.Module):
+    """Final fully connected layer."""
+
+    def __init__(self, spec: OpSpec) -> None:
+        super().__init__()
+        self.fc = nn.Linear(spec.in_shape[0], spec.out_shape[0], bias=spec.bias)
+
+    def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
+        return self.fc(x)
+
+
+BLOCKS: dict[str, type[nn.Module]] = {
+    "conv": ConvBNAct,
+    "mbconv": MBConv,
+    "shuffle": ShuffleBlock,
+    "shuffle_x": ShuffleXceptionBlock,
+    "gap": GlobalAvgPool,
+    "linear": Classifier,
+}
+
+
+def build_op(spec: OpSpec) -> nn.Module:
+    """The module that executes ``spec`` (exact widths)."""
+    try:
+        cls = BLOCKS[spec.op]
+    except KeyError:
+        raise ValueError(f"no builder for op type {spec.op!r}") from None
+    return cls(spec)

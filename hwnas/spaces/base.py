@@ -1,0 +1,315 @@
+"""Search-space contract: genes, decoded configs and the ``OpSpec`` list every stage derives from.
+
+An architecture is a fixed-length tuple of ints (``genes``); gene ``i`` lies in
+``range(space.choices[i])``. ``space.layers(genes, resolution)`` returns the ordered ``OpSpec``s the
+subnet executes (stem and head included). That single list drives the cost model, the latency-table
+keys and the static subnet builder, so the three can never disagree (DESIGN.md sections 1-3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hwnas.errors import HwnasError
+
+Shape = tuple[int, int, int]  # (C, H, W)
+
+#: op types a space may emit; each has a builder in hwnas.nn.build and a cost in hwnas.cost.
+OP_TYPES = ("conv", "mbconv", "shuffle", "shuffle_x", "gap", "linear", "basic")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One executed op of a subnet: the unit of cost, latency key and static module.
+
+    ``block`` is the index of the gene group (searchable block) the op belongs to, or -1 for the
+    fixed stem/head. ``mid`` is the hidden width (expanded channels of an MBConv, mid channels of a
+    ShuffleNetV2 / residual block); a supernet shares one weight per op that differs only in ``mid``
+    and slices it (SPOS channel search, OFA elastic width).
+    """
+
+    op: str
+    in_shape: Shape
+    out_shape: Shape
+    kernel: int = 1
+    stride: int = 1
+    mid: int = 0
+    expand: float = 0.0
+    groups: int = 1
+    se: bool = False
+    act: str = "relu"
+    w_bits: int = 32
+    a_bits: int = 32
+    block: int = -1
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        if self.op not in OP_TYPES:
+            raise ValueError(f"unknown op type {self.op!r}; known: {', '.join(OP_TYPES)}")
+
+    @property
+    def dtype(self) -> str:
+        if self.w_bits == 32 and self.a_bits == 32:
+            return "fp32"
+        return f"w{self.w_bits}a{self.a_bits}"
+
+    def module_key(self) -> OpSpec:
+        """The spec with elastic width and bits removed: ops sharing it share supernet weights."""
+        return dataclasses.replace(self, mid=0, w_bits=32, a_bits=32, block=-1)
+
+    def latency_key(self) -> str:
+        """Canonical latency-table key (DESIGN.md section 5): what the runtime executes."""
+        ci, hi, wi = self.in_shape
+        co, ho, wo = self.out_shape
+        parts = [
+            self.op,
+            f"in{hi}x{wi}x{ci}",
+            f"out{ho}x{wo}x{co}",
+            f"k{self.kernel}",
+            f"s{self.stride}",
+            f"mid{self.mid}",
+            f"e{self.expand:g}",
+            f"g{self.groups}",
+            "se" if self.se else "nose",
+            self.act,
+            self.dtype,
+        ]
+        return "-".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["in_shape"] = list(self.in_shape)
+        d["out_shape"] = list(self.out_shape)
+        return d
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round channels to a multiple of ``divisor`` without dropping more than 10 % (MobileNetV2)."""
+    min_value = divisor if min_value is None else min_value
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def conv_out(size: int, kernel: int, stride: int) -> int:
+    """Output size of a 'same'-padded conv (padding = kernel // 2)."""
+    pad = kernel // 2
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+@dataclass(frozen=True)
+class GeneGroup:
+    """Genes that together choose one searchable block (e.g. SPOS op + channel scale)."""
+
+    name: str
+    genes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SearchSpace(ABC):
+    """A registered search space. Subclasses are frozen dataclasses (hashable, comparable).
+
+    ``width``, ``resolution`` and ``num_classes`` scale a space from a laptop toy to the paper's
+    ImageNet version.
+    """
+
+    name: ClassVar[str] = "space"
+    #: how the source paper states the size (shown next to the exact size by `hwnas spaces`).
+    paper_note: ClassVar[str] = ""
+    width: float = 1.0
+    resolution: int = 224
+    num_classes: int = 1000
+    in_channels: int = 3
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    # ---- the contract -------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def choices(self) -> tuple[int, ...]:
+        """Number of options of each gene."""
+
+    @property
+    @abstractmethod
+    def groups(self) -> tuple[GeneGroup, ...]:
+        """Gene groups, one per searchable block, in block order (OpSpec.block indexes this)."""
+
+    @abstractmethod
+    def decode(self, genes: Sequence[int]) -> Any:
+        """Readable frozen config for ``genes``."""
+
+    @abstractmethod
+    def encode(self, cfg: Any) -> tuple[int, ...]:
+        """Inverse of :meth:`decode`."""
+
+    @abstractmethod
+    def _layers(self, genes: tuple[int, ...], resolution: int) -> list[OpSpec]:
+        """Build the op list for validated genes."""
+
+    @abstractmethod
+    def gene_labels(self, index: int) -> tuple[str, ...]:
+        """Human-readable names of the options of gene ``index``."""
+
+    # ---- derived API --------------------------------------------------------------------------
+    @property
+    def num_genes(self) -> int:
+        return len(self.choices)
+
+    def config(self) -> dict[str, Any]:
+        """The settings that rebuild this space: stored in checkpoints, tables and exports."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        return {"name": self.name, **d}
+
+    def validate(self, genes: Sequence[int]) -> tuple[int, ...]:
+        """Check length and ranges; return genes as a tuple of ints or raise HwnasError."""
+        try:
+            g = tuple(int(x) for x in genes)
+        except (TypeError, ValueError) as exc:
+            raise HwnasError(f"genes for space {self.name!r} must be integers: {exc}") from None
+        if len(g) != self.num_genes:
+            raise HwnasError(
+                f"space {self.name!r} takes {self.num_genes} genes, got {len(g)}")
+        for i, (v, n) in enumerate(zip(g, self.choices)):
+            if not 0 <= v < n:
+                raise HwnasError(
+                    f"gene {i} ({self.gene_name(i)}) of space {self.name!r} is {v}; "
+                    f"allowed range is 0..{n - 1} ({', '.join(self.gene_labels(i))})")
+        return g
+
+    def gene_name(self, index: int) -> str:
+        for grp in self.groups:
+            if index in grp.genes:
+                if len(grp.genes) == 1:
+                    return grp.name
+                return f"{grp.name}.{grp.genes.index(index)}"
+        return f"gene{index}"
+
+    def layers(self, genes: Sequence[int], resolution: int | None = None) -> list[OpSpec]:
+        """The ordered OpSpecs the subnet executes at ``resolution`` (default: the space's)."""
+        g = self.validate(genes)
+        res = self.resolution if resolution is None else int(resolution)
+        key = ("layers", g, res)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._layers(g, res)
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[key] = cached
+        return list(cached)
+
+    def size(self) -> int:
+        """Exact number of architectures."""
+        return math.prod(self.choices)
+
+    def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
+        """A uniformly random architecture (SPOS uniform sampling)."""
+        return tuple(int(rng.integers(n)) for n in self.choices)
+
+    def sample_many(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` uniform architectures as an ``(n, num_genes)`` int array."""
+        return np.stack([rng.integers(0, c, size=n) for c in self.choices], axis=1).astype(np.int64)
+
+    def group_options(self, group: int) -> list[tuple[int, ...]]:
+        """Every assignment of the genes of ``group`` (a mixed-radix enumeration)."""
+        grp = self.groups[group]
+        return list(itertools.product(*(range(self.choices[i]) for i in grp.genes)))
+
+    def block_table(self, fn: Callable[[OpSpec], float], resolution: int | None = None,
+                    reduce: Callable[[list[float]], float] = sum) -> tuple[float, list[np.ndarray]]:
+        """Per-block lookup tables of an additive per-op quantity (cost, latency).
+
+        Returns ``(fixed, tables)``: ``fixed`` sums ``fn`` over the stem/head ops, and
+        ``tables[b][j]`` sums it over block ``b``'s ops when its genes take option ``j`` of
+        :meth:`group_options`. Valid because a block's ops depend only on its own genes.
+        ``reduce`` replaces the sum (``max`` for peak memory); it receives a list.
+        """
+        ref = list(self.smallest_valid())
+        fixed = reduce([fn(op) for op in self.layers(ref, resolution) if op.block < 0] or [0.0])
+        tables = []
+        for b, grp in enumerate(self.groups):
+            vals = []
+            for opt in self.group_options(b):
+                genes = list(ref)
+                for i, v in zip(grp.genes, opt):
+                    genes[i] = v
+                vals.append(reduce([fn(op) for op in self.layers(genes, resolution)
+                                    if op.block == b] or [0.0]))
+            tables.append(np.asarray(vals, dtype=np.float64))
+        return float(fixed), tables
+
+    def group_index(self, genes_matrix: np.ndarray) -> np.ndarray:
+        """Option index of each block for each row: ``(n, num_blocks)`` ints."""
+        genes_matrix = np.asarray(genes_matrix, dtype=np.int64)
+        if genes_matrix.ndim == 1:
+            genes_matrix = genes_matrix[None, :]
+        cols = []
+        for grp in self.groups:
+            idx = np.zeros(genes_matrix.shape[0], dtype=np.int64)
+            for i in grp.genes:
+                idx = idx * self.choices[i] + genes_matrix[:, i]
+            cols.append(idx)
+        return np.stack(cols, axis=1)
+
+    def validate_matrix(self, genes_matrix: np.ndarray) -> np.ndarray:
+        """Check an ``(n, num_genes)`` matrix of architectures; raise HwnasError on the first bad one."""
+        m = np.asarray(genes_matrix)
+        if m.ndim == 1:
+            m = m[None, :]
+        if m.ndim != 2 or m.shape[1] != self.num_genes:
+            raise HwnasError(
+                f"space {self.name!r} takes {self.num_genes} genes per architecture, "
+                f"got an array of shape {tuple(m.shape)}")
+        hi = np.asarray(self.choices)
+        bad = (m < 0) | (m >= hi)
+        if bad.any():
+            row, col = map(int, np.argwhere(bad)[0])
+            self.validate(m[row])
+        return m.astype(np.int64)
+
+    def smallest_valid(self) -> tuple[int, ...]:
+        return tuple(0 for _ in self.choices)
+
+    def _extreme(self, pick: Callable[[np.ndarray], int]) -> tuple[int, ...]:
+        from hwnas.cost import op_costs  # local import: cost depends on spaces
+
+        _, tables = self.block_table(lambda op: op_costs(op).macs)
+        _, ptables = self.block_table(lambda op: op_costs(op).params)
+        genes = list(self.smallest_valid())
+        for b, grp in enumerate(self.groups):
+            # MACs first, params to break ties (identity vs a block of equal MACs never ties)
+            score = tables[b] * 1e6 + ptables[b] * 1e-3
+            opt = self.group_options(b)[pick(score)]
+            for i, v in zip(grp.genes, opt):
+                genes[i] = v
+        return tuple(genes)
+
+    def smallest(self) -> tuple[int, ...]:
+        """The architecture with the fewest MACs (blocks are independent, so per-block argmin)."""
+        key = ("smallest",)
+        if key not in self._cache:
+            self._cache[key] = self._extreme(lambda s: int(np.argmin(s)))
+        return self._cache[key]
+
+    def largest(self) -> tuple[int, ...]:
+        """The architecture with the most MACs."""
+        key = ("largest",)
+        if key not in self._cache:
+            self._cache[key] = self._extreme(lambda s: int(np.argmax(s)))
+        return self._cache[key]
+
+    def describe(self, genes: Sequence[int]) -> list[dict[str, Any]]:
+        """One row per block: its name and the chosen option label of each gene."""
+        g = self.validate(genes)
+        rows = []
+        for grp in self.groups:
+            rows.append({"block": grp.name,
+                         "choice": " / ".join(self.gene_labels(i)[g[i]] for i in grp.genes)})
+        return rows

@@ -1,0 +1,171 @@
+"""Weight-sharing supernets, static subnets, ``materialize`` and BN recalibration (DESIGN.md section 2).
+
+``Supernet(space)(x, genes)`` runs one path. Ops that differ in anything but their hidden width
+(kernel, expand ratio, SE, block type) are independent candidate modules (SPOS, GreedyNAS); ops that
+differ only in ``mid`` share one preallocated weight, sliced to the first ``mid`` channels (SPOS
+channel search, OFA elastic width). Which is which follows from ``OpSpec.module_key()``, so a new
+space gets the right sharing without code here.
+
+``materialize(supernet, genes)`` builds the plain :class:`Subnet` from the same ``space.layers()``
+and copies each tensor's prefix, so in eval mode it computes exactly what the supernet path computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from hwnas.nn.blocks import build_op
+from hwnas.spaces.base import OpSpec, SearchSpace
+
+
+class Subnet(nn.Module):
+    """A static network: the modules of ``space.layers(genes)`` run in order. Exportable as is."""
+
+    def __init__(self, space: SearchSpace, genes: Sequence[int], resolution: int | None = None) -> None:
+        super().__init__()
+        self.space = space
+        self.genes = space.validate(genes)
+        self.resolution = space.resolution if resolution is None else resolution
+        self.specs = space.layers(self.genes, self.resolution)
+        self.ops = nn.ModuleList(build_op(s) for s in self.specs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.ops:
+            x = op(x)
+        return x
+
+    def metadata(self) -> dict[str, Any]:
+        from hwnas import __version__
+
+        return {"space": self.space.config(), "genes": list(self.genes), "hwnas_version": __version__}
+
+
+class Supernet(nn.Module):
+    """One-shot supernet of ``space``: ``forward(x, genes)`` runs the path ``genes``."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        self.space = space
+        ref = space.smallest_valid()
+        self._fixed_specs = [s for s in space.layers(ref) if s.block < 0]
+        self.fixed = nn.ModuleList(build_op(s) for s in self._fixed_specs)
+        # per block: module_key -> (candidate name, widest spec); candidates named c0, c1, ...
+        self._names: list[dict[OpSpec, str]] = []
+        blocks = []
+        for b, grp in enumerate(space.groups):
+            widest: dict[OpSpec, OpSpec] = {}
+            for opt in space.group_options(b):
+                genes = list(ref)
+                for i, v in zip(grp.genes, opt):
+                    genes[i] = v
+                for spec in space.layers(genes):
+                    if spec.block != b:
+                        continue
+                    key = spec.module_key()
+                    if key not in widest or spec.mid > widest[key].mid:
+                        widest[key] = spec
+            names = {key: f"c{j}" for j, key in enumerate(widest)}
+            self._names.append(names)
+            blocks.append(nn.ModuleDict({names[k]: build_op(s) for k, s in widest.items()}))
+        self.blocks = nn.ModuleList(blocks)
+
+    def module_for(self, spec: OpSpec) -> nn.Module:
+        """The supernet module that executes ``spec`` (a fixed op or a block candidate)."""
+        if spec.block < 0:
+            return self.fixed[self._fixed_specs.index(spec)]
+        return self.blocks[spec.block][self._names[spec.block][spec.module_key()]]
+
+    def path(self, genes: Sequence[int]) -> list[tuple[OpSpec, nn.Module]]:
+        return [(s, self.module_for(s)) for s in self.space.layers(genes)]
+
+    def forward(self, x: torch.Tensor, genes: Sequence[int]) -> torch.Tensor:  # type: ignore[override]
+        fixed_i = 0
+        for spec in self.space.layers(genes):
+            if spec.block < 0:
+                x = self.fixed[fixed_i](x)
+                fixed_i += 1
+            else:
+                x = self.blocks[spec.block][self._names[spec.block][spec.module_key()]](x, spec.mid)
+        return x
+
+    def path_parameters(self, genes: Sequence[int]) -> Iterable[nn.Parameter]:
+        """Parameters the path ``genes`` touches (whole tensors; a narrow path uses a prefix)."""
+        seen: set[int] = set()
+        for _, m in self.path(genes):
+            for p in m.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield p
+
+
+class PathModule(nn.Module):
+    """A supernet bound to one path: a plain ``module(x)`` call, e.g. for BN recalibration."""
+
+    def __init__(self, supernet: Supernet, genes: Sequence[int]) -> None:
+        super().__init__()
+        self.supernet = supernet
+        self.genes = tuple(genes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, self.genes)
+
+
+def build_supernet(space: SearchSpace) -> Supernet:
+    """The supernet of ``space`` with freshly initialised weights."""
+    return Supernet(space)
+
+
+def _copy_prefix(dst: nn.Module, src: nn.Module) -> None:
+    src_state = src.state_dict()
+    new_state = {}
+    for name, t in dst.state_dict().items():
+        s = src_state[name]
+        new_state[name] = s[tuple(slice(0, n) for n in t.shape)].clone() if t.dim() else s.clone()
+    dst.load_state_dict(new_state)
+
+
+def materialize(supernet: Supernet, genes: Sequence[int]) -> Subnet:
+    """A plain :class:`Subnet` for ``genes`` with the supernet's weights copied in.
+
+    The subnet is in the supernet's train/eval mode. Recalibrate BN (:func:`recalibrate_bn`) on the
+    subnet or the path before evaluation or export: shared BN statistics mix all paths (SPOS Sec. 3).
+    """
+    sub = Subnet(supernet.space, genes)
+    for spec, module in zip(sub.specs, sub.ops):
+        _copy_prefix(module, supernet.module_for(spec))
+    sub.train(supernet.training)
+    return sub
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, batches: Iterable[Any], max_batches: int | None = None) -> int:
+    """Recompute BatchNorm running statistics of ``model`` on ``batches`` (SPOS Sec. 3.3).
+
+    ``batches`` yields input tensors or ``(inputs, targets)`` pairs; statistics become the exact
+    average over the batches seen (cumulative moving average). The model is left in eval mode.
+    Returns the number of batches used.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum,) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    n = 0
+    try:
+        for batch in batches:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            model(x.to(device))
+            n += 1
+            if max_batches is not None and n >= max_batches:
+                break
+    finally:
+        for m, (mom,) in zip(bns, saved):
+            m.momentum = mom
+        model.eval()
+    return n

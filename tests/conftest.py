@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny versions of the spaces so tests run in seconds on a laptop CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hwnas.spaces import create_space
+
+SPACE_NAMES = ("mbv2", "mbv2-se", "shufflenetv2")
+
+
+def tiny_space(name: str, resolution: int = 32, num_classes: int = 10, width: float = 0.25):
+    return create_space(name, width=width, resolution=resolution, num_classes=num_classes)
+
+
+@pytest.fixture(params=SPACE_NAMES)
+def space_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _seed_torch():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    yield

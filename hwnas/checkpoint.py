@@ -27,7 +27,7 @@ KINDS = ("supernet", "subnet")
 
 def version_stamp() -> dict[str, str]:
     """Versions stamped into every checkpoint, table and result file."""
-    return {"hwnas": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {"hwnas": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
 
 
 def save_checkpoint(path: str | Path, *, kind: str, space: SearchSpace, model_state: dict[str, Any],
@@ -61,8 +61,11 @@ def load_checkpoint(path: str | Path, *, expect_space: SearchSpace | str | None 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HwnasError(f"cannot read checkpoint {path}: {first[:200]}") from None
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+        # torch's weights-only refusal puts the reason on a "WeightsUnpickler error" line
+        reason = next((ln for ln in lines if "Unpickler error" in ln), lines[0])
+        raise HwnasError(f"cannot read checkpoint {path} (truncated, corrupt or not a torch file): "
+                         f"{reason[:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise HwnasError(f"{path} is not an hwnas checkpoint (no format={FORMAT!r} entry)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:

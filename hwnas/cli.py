@@ -177,6 +177,22 @@ def export_cmd(
     out.print(t)
 
 
+# ---- command groups that live next to their library code ----------------------------------------
+# Each module defines ``register(app: typer.Typer) -> None``; add one line per module here.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).register(app)
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``hwnas`` script; turns HwnasError into one line and exit code 2."""
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], object]) -> Path:
     """Call ``writer(tmp_path)`` and atomically move the result to ``path``.
 
     A crash at any point leaves either the old file or the new one, never a partial file.

@@ -1,0 +1,1 @@
+"""Devices: profiles (TOML), transports (adb-shell, adb, local) and on-device helpers."""

@@ -1,0 +1,201 @@
+"""In-process host runners: the LiteRT interpreter (``tflite-host``) and onnxruntime
+(``onnx-host``) timing a model on this computer's CPU.
+
+Each measurement builds a fresh interpreter / session with ``threads`` intra-op threads, feeds
+random inputs of the model's input shapes and dtypes (fixed seed: reproducible), runs ``warmup``
+untimed inferences, then times ``runs`` inferences one by one with ``time.perf_counter_ns``
+(injectable). Only the inference call is inside the timed region; inputs are set before it.
+Single-run outliers are rejected (Tukey IQR by default) and repetitions pooled, see
+:mod:`hwnas.runners.stats`.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.devices.profiles import DeviceProfile
+from hwnas.errors import HwnasError
+from hwnas.runners.base import MeasureConfig, Measurement, Runner, measurement_from_summary, resolve_config
+from hwnas.runners.stats import LatencySummary, combine_summaries, cool_down, robust_summary
+
+Invoke = Callable[[], Any]
+
+
+def random_input(shape: tuple[int, ...], dtype: np.dtype[Any], rng: np.random.Generator) -> np.ndarray:
+    """Random data of ``shape``/``dtype``: N(0, 1) for floats, the full range for integers."""
+    dt = np.dtype(dtype)
+    if dt == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    if np.issubdtype(dt, np.integer):
+        info = np.iinfo(dt)
+        lo, hi = max(int(info.min), -128), min(int(info.max), 127)  # keep indices-like inputs small
+        return rng.integers(lo, hi + 1, size=shape).astype(dt)
+    return rng.standard_normal(size=shape).astype(dt)
+
+
+class HostRunner(Runner):
+    """Shared loop of the in-process runners; subclasses open the model and return ``invoke``."""
+
+    def __init__(
+        self,
+        profile: DeviceProfile,
+        *,
+        clock_ns: Callable[[], int] = time.perf_counter_ns,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(profile)
+        self._clock_ns = clock_ns
+        self._sleep = sleep
+        self._seed = seed
+
+    @abstractmethod
+    def open(self, model: Path, threads: int, delegate: str, rng: np.random.Generator) -> Invoke:
+        """Load ``model`` and return a no-argument callable that runs one inference."""
+
+    @abstractmethod
+    def runtime_version(self) -> str | None:
+        """The runtime package's version, recorded in every measurement."""
+
+    def measure(self, model: str | Path, config: MeasureConfig | None = None, **overrides: Any) -> Measurement:
+        cfg = resolve_config(config, overrides)
+        path = self._check_model(model)
+        if cfg.op_profiling:
+            raise HwnasError(f"runner {self.name!r} cannot profile single ops in-process; use the "
+                             f"tflite-adb runner (benchmark_model --enable_op_profiling) instead")
+        delegate = self.profile.runtime(self.runtime).check_delegate(cfg.delegate)
+        threads = cfg.threads or self.profile.cpu.default_threads
+        th = self.profile.thermal
+        reps: list[LatencySummary] = []
+        all_times: list[float] = []
+        rejected = 0
+        waited = 0.0
+        init_ms = first_ms = None
+        for rep in range(cfg.repetitions):
+            if cfg.cool_down:
+                # The host has no temperature reader: a cool-down is the profile's fixed pause.
+                waited += cool_down(None, threshold_c=None, max_wait_s=th.max_wait_s, poll_s=th.poll_s,
+                                    fixed_pause_s=th.fixed_pause_s, sleep=self._sleep).waited_s
+            rng = np.random.default_rng(self._seed)
+            t0 = self._clock_ns()
+            invoke = self.open(path, threads, delegate, rng)
+            t1 = self._clock_ns()
+            times = []
+            for i in range(cfg.warmup + cfg.runs):
+                start = self._clock_ns()
+                invoke()
+                elapsed_ms = (self._clock_ns() - start) / 1e6
+                if i == 0 and rep == 0:
+                    first_ms = elapsed_ms
+                if i >= cfg.warmup:
+                    times.append(elapsed_ms)
+            if rep == 0:
+                init_ms = (t1 - t0) / 1e6
+            summary, dropped = robust_summary(times, cfg.outliers)
+            reps.append(summary)
+            rejected += dropped
+            all_times.extend(times)
+        pooled = combine_summaries(reps, reject=cfg.outliers)
+        return measurement_from_summary(
+            pooled, runner=self.name, runtime=self.runtime, runtime_version=self.runtime_version(),
+            device=self.profile.name, model=path.name, delegate=delegate, threads=threads,
+            cpu_mask=None, warmup=cfg.warmup, outliers_rejected=rejected,
+            repetitions_rejected=cfg.repetitions - pooled.repetitions, times_ms=tuple(all_times),
+            init_ms=init_ms, first_ms=first_ms, cooldown_s=waited,
+        )
+
+
+class TfliteHostRunner(HostRunner):
+    """``tflite-host``: ``ai_edge_litert.interpreter.Interpreter`` with ``num_threads``.
+
+    Delegates: ``xnnpack`` (the interpreter's default XNNPACK delegate) and ``cpu`` (builtin
+    kernels only, ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``), matching ``benchmark_model``'s
+    ``--use_xnnpack=true|false``.
+    """
+
+    name = "tflite-host"
+    runtime = "tflite"
+    model_suffix = ".tflite"
+
+    def runtime_version(self) -> str | None:
+        try:
+            return metadata.version("ai-edge-litert")
+        except metadata.PackageNotFoundError:
+            return None
+
+    def open(self, model: Path, threads: int, delegate: str, rng: np.random.Generator) -> Invoke:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        if delegate not in ("cpu", "xnnpack"):
+            raise HwnasError(f"runner {self.name!r} runs the cpu and xnnpack delegates in-process, "
+                             f"not {delegate!r}; measure {delegate} on a device with tflite-adb")
+        resolver = (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if delegate == "cpu"
+                    else OpResolverType.AUTO)
+        try:
+            interpreter = Interpreter(model_path=str(model), num_threads=threads,
+                                      experimental_op_resolver_type=resolver)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise HwnasError(f"LiteRT cannot load {model}: {exc}") from None
+        for detail in interpreter.get_input_details():
+            shape = tuple(int(d) for d in detail["shape"])
+            interpreter.set_tensor(detail["index"], random_input(shape, detail["dtype"], rng))
+        return interpreter.invoke
+
+
+_ORT_DTYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_,
+}
+_ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "xnnpack": "XnnpackExecutionProvider"}
+
+
+class OnnxHostRunner(HostRunner):
+    """``onnx-host``: ``onnxruntime.InferenceSession`` with ``intra_op_num_threads = threads``.
+
+    One inter-op thread and sequential execution, so ``threads`` is the only parallelism knob
+    (as ``onnxruntime_perf_test -x``). Symbolic input dimensions are set to 1.
+    """
+
+    name = "onnx-host"
+    runtime = "onnx"
+    model_suffix = ".onnx"
+
+    def runtime_version(self) -> str | None:
+        import onnxruntime
+
+        return str(onnxruntime.__version__)
+
+    def open(self, model: Path, threads: int, delegate: str, rng: np.random.Generator) -> Invoke:
+        import onnxruntime as ort
+
+        provider = _ORT_PROVIDERS.get(delegate)
+        if provider is None or provider not in ort.get_available_providers():
+            raise HwnasError(f"runner {self.name!r}: execution provider {delegate!r} is not available "
+                             f"in this onnxruntime build (available: {ort.get_available_providers()})")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(model), sess_options=options, providers=[provider])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise HwnasError(f"onnxruntime cannot load {model}: {exc}") from None
+        feeds = {}
+        for inp in session.get_inputs():
+            shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in inp.shape)
+            dtype = _ORT_DTYPES.get(inp.type)
+            if dtype is None:
+                raise HwnasError(f"onnx-host: input {inp.name!r} of {model} has type {inp.type}, "
+                                 f"supported: {', '.join(_ORT_DTYPES)}")
+            feeds[inp.name] = random_input(shape, np.dtype(dtype), rng)
+        return lambda: session.run(None, feeds)

@@ -180,6 +180,10 @@ def export_cmd(
 # ---- command groups that live next to their library code ----------------------------------------
 # Each module defines ``register(app: typer.Typer) -> None``; add one line per module here.
 COMMAND_MODULES: tuple[str, ...] = (
+    "hwnas.train.cli",
+    "hwnas.devices.commands",
+    "hwnas.latency.commands",
+    "hwnas.search.commands",
 )
 
 

@@ -43,9 +43,25 @@ class ExportResult:
 
 @contextlib.contextmanager
 def _quiet():
-    """Silence converters that print progress to stdout/stderr at the Python level."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
+    """Silence converters that print progress, at the Python level and on file descriptors 1 and 2
+    (litert's C++ writer logs there). Errors still propagate as exceptions."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
 
 
 def _sample_input(model: nn.Module, resolution: int, batch: int = 1, in_channels: int = 3) -> torch.Tensor:
@@ -53,16 +69,22 @@ def _sample_input(model: nn.Module, resolution: int, batch: int = 1, in_channels
 
 
 def export_onnx(model: nn.Module, path: str | Path, sample: torch.Tensor,
-                metadata: dict[str, Any] | None = None, opset: int | None = None) -> Path:
-    """Write ``model`` (eval mode) to ONNX at ``path`` with ``metadata`` in ``metadata_props``."""
+                metadata: dict[str, Any] | None = None, opset: int | None = None,
+                dynamo: bool = True) -> Path:
+    """Write ``model`` (eval mode) to ONNX at ``path`` with ``metadata`` in ``metadata_props``.
+
+    ``dynamo=False`` uses the TorchScript exporter: the same graph for these CNNs, ~50x faster,
+    which matters when profiling hundreds of one-op models.
+    """
     import onnx
 
     path = Path(path)
     model = model.eval()
 
     def write(tmp: Path) -> None:
-        kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["logits"], "dynamo": True,
-                                  "external_data": False}
+        kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["logits"], "dynamo": dynamo}
+        if dynamo:
+            kwargs["external_data"] = False
         if opset is not None:
             kwargs["opset_version"] = opset
         with _quiet(), torch.no_grad():
@@ -103,8 +125,10 @@ def export_tflite(model: nn.Module, path: str | Path, sample: torch.Tensor,
     model = model.eval()
     with _quiet():
         edge = litert_torch.convert(model, (sample,))
-    atomic_write(path, lambda tmp: edge.export(str(tmp)))
-    atomic_write_json(sidecar_path(path), metadata or {})
+    with _quiet():
+        atomic_write(path, lambda tmp: edge.export(str(tmp)))
+    if metadata is not None:
+        atomic_write_json(sidecar_path(path), metadata)
     return path
 
 

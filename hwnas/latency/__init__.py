@@ -1,0 +1,1 @@
+"""Latency lookup tables: op keys, table files, profiling on a device, prediction and validation."""

@@ -1,0 +1,200 @@
+"""``hwnas profile`` and ``hwnas lut show | calibrate | validate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hwnas.errors import HwnasError
+
+out = Console()
+err = Console(stderr=True)
+
+DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Device profile name (see `hwnas devices list`).")]
+SpaceOpt = Annotated[str, typer.Option("--space", "-s", help="Search space.")]
+RuntimeOpt = Annotated[str, typer.Option(help="tflite or onnx.")]
+WidthOpt = Annotated[Optional[float], typer.Option(help="Width multiplier of the space.")]
+ResOpt = Annotated[Optional[int], typer.Option(help="Input resolution.")]
+ClassesOpt = Annotated[Optional[int], typer.Option("--num-classes", help="Number of classes.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(help="Threads (default: the profile's).")]
+TablesOpt = Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: the repo's latency_tables/).")]
+SerialOpt = Annotated[Optional[str], typer.Option(help="ADB serial override.")]
+HostOpt = Annotated[Optional[str], typer.Option(help="IP[:PORT] override (ADB over TCP).")]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err,
+                    transient=False, disable=not err.is_terminal)
+
+
+def _space(name, width, resolution, num_classes):
+    from hwnas.spaces import create_space
+
+    return create_space(name, width=width, resolution=resolution, num_classes=num_classes)
+
+
+def _runner(profile, runtime):
+    from hwnas.latency.profile import _runner_for
+
+    return _runner_for(profile, runtime, None)
+
+
+def _load_table(device: str, space, runtime: str, tables_dir):
+    from hwnas.latency.table import LatencyTable, table_path
+
+    table = LatencyTable.load(table_path(device, space.name, runtime, tables_dir))
+    table.check_compatible(space=space, runtime=runtime)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    lut = typer.Typer(no_args_is_help=True, help="Latency tables: show, calibrate, validate.")
+    app.add_typer(lut, name="lut")
+
+    @app.command("profile")
+    def profile_cmd(
+        device: Annotated[list[str], typer.Option("--device", "-d", help="Device profile; repeat to profile several devices in parallel.")],
+        space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
+        width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
+        threads: ThreadsOpt = None,
+        delegate: Annotated[Optional[str], typer.Option(help="Delegate (default: the profile's first).")] = None,
+        warmup: Annotated[int, typer.Option(min=0)] = 10,
+        runs: Annotated[int, typer.Option(min=1)] = 50,
+        repetitions: Annotated[int, typer.Option(min=1)] = 1,
+        resume: Annotated[bool, typer.Option(help="Continue an existing table.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="List the keys and the estimated time only.")] = False,
+        max_keys: Annotated[Optional[int], typer.Option(min=1, help="Measure at most N missing keys now.")] = None,
+        calibrate_n: Annotated[int, typer.Option("--calibrate", min=0, help="Then fit the calibration on N random subnets (+ smallest, largest); 0 to skip.")] = 8,
+        tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None,
+    ) -> None:
+        """Measure every unique op of a space on a device and write its latency table."""
+        from hwnas.devices.commands import resolve_device
+        from hwnas.latency.profile import ProfileConfig, plan_profile, profile_device, profile_devices
+
+        sp = _space(space, width, resolution, num_classes)
+        if (serial or host) and len(device) > 1:
+            raise HwnasError("--serial/--host apply to one device; give one --device with them")
+        cfg = ProfileConfig(runtime=runtime, threads=threads, delegate=delegate, warmup=warmup, runs=runs,
+                            repetitions=repetitions, max_keys=max_keys)
+        if dry_run:
+            from hwnas.devices.profiles import load_profile
+
+            for name in device:
+                plan = plan_profile(load_profile(name), sp, cfg, tables_dir)
+                t = Table(title=f"{name}: {len(plan.keys)} keys to measure ({plan.measured} already in {plan.table}), "
+                                f"estimated {plan.estimate_s / 60:.1f} min")
+                t.add_column("#")
+                t.add_column("key", overflow="fold")
+                for i, k in enumerate(plan.keys):
+                    t.add_row(str(i), k)
+                out.print(t)
+            return
+        profiles = [resolve_device(d, serial, host) for d in device]
+        with _progress() as prog:
+            tasks: dict[str, int] = {}
+
+            def cb(dev, key, done, total):
+                if dev not in tasks:
+                    tasks[dev] = prog.add_task(dev, total=total)
+                prog.update(tasks[dev], completed=done)
+
+            if len(profiles) == 1:
+                p = profiles[0]
+                results = {p.name: profile_device(p, sp, cfg, tables_dir=tables_dir, resume=resume,
+                                                  on_progress=lambda k, d, t: cb(p.name, k, d, t))}
+            else:
+                results = profile_devices(profiles, sp, cfg, tables_dir=tables_dir, resume=resume, on_progress=cb)
+        failed = {k: v for k, v in results.items() if isinstance(v, HwnasError)}
+        for name, table in results.items():
+            if isinstance(table, HwnasError):
+                continue
+            from hwnas.latency.keys import space_ops
+
+            missing = table.missing(space_ops(sp))
+            out.print(f"[green]{name}[/]: {len(table.entries)} keys in {table.path}"
+                      + (f"; {len(missing)} still missing (run again with --resume)" if missing else ""))
+            if calibrate_n and not missing:
+                from hwnas.latency.validate import calibrate
+
+                p = next(p for p in profiles if p.name == name)
+                cal = calibrate(table, sp, _runner(p, runtime), n=calibrate_n,
+                                threads=threads or p.cpu.default_threads)
+                out.print(f"  calibration: scale {cal['scale']:.3f}, per-op {cal['per_op_ms']:.4f} ms, "
+                          f"offset {cal['offset_ms']:.3f} ms (fit MAPE {cal['mape_on_fit']:.1%})")
+        if failed:
+            raise HwnasError("; ".join(f"{k}: {v}" for k, v in failed.items())
+                             + " (finished keys are saved: rerun with --resume)")
+
+    @lut.command("show")
+    def show_cmd(device: DeviceOpt, space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
+                 tables_dir: TablesOpt = None,
+                 keys: Annotated[bool, typer.Option("--keys", help="List every key.")] = False) -> None:
+        """Show a table's metadata, calibrations and (optionally) its keys."""
+        from hwnas.latency.table import LatencyTable, table_path
+
+        sp = _space(space, None, None, None)
+        table = LatencyTable.load(table_path(device, sp.name, runtime, tables_dir))
+        table.check_compatible(space=sp, runtime=runtime)
+        t = Table(title=str(table.path))
+        t.add_column("field")
+        t.add_column("value", overflow="fold")
+        for k, v in table.metadata.items():
+            t.add_row(k, str(v))
+        t.add_row("keys", str(len(table.entries)))
+        for tag, cal in table.calibrations.items():
+            t.add_row(f"calibration {tag}", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                      for k, v in cal.items()))
+        out.print(t)
+        if keys:
+            kt = Table()
+            for col in ("key", "median ms", "std ms", "runs"):
+                kt.add_column(col, overflow="fold")
+            for k, e in sorted(table.entries.items()):
+                kt.add_row(k, f"{e['median_ms']:.4f}", f"{e['std_ms']:.4f}", str(e["count"]))
+            out.print(kt)
+
+    @lut.command("calibrate")
+    def calibrate_cmd(device: DeviceOpt, space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
+                      width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
+                      n: Annotated[int, typer.Option("--n", min=1)] = 8, threads: ThreadsOpt = None,
+                      tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None) -> None:
+        """Fit the table's calibration (scale, per-op, offset) on N random subnets measured end to end."""
+        from hwnas.devices.commands import resolve_device
+        from hwnas.latency.validate import calibrate
+
+        sp = _space(space, width, resolution, num_classes)
+        p = resolve_device(device, serial, host)
+        table = _load_table(p.name, sp, runtime, tables_dir)
+        cal = calibrate(table, sp, _runner(p, runtime), n=n, threads=threads or p.cpu.default_threads)
+        out.print_json(data=cal)
+
+    @lut.command("validate")
+    def validate_cmd(device: DeviceOpt, space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
+                     width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
+                     n: Annotated[int, typer.Option("--n", min=3)] = 100, threads: ThreadsOpt = None,
+                     seed: Annotated[int, typer.Option(help="Seed of the held-out subnets.")] = 12345,
+                     tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None) -> None:
+        """Measure N held-out random subnets end to end; report MAPE, within +-10 %, Kendall tau, plot."""
+        from hwnas.devices.commands import resolve_device
+        from hwnas.latency.validate import validate
+
+        sp = _space(space, width, resolution, num_classes)
+        p = resolve_device(device, serial, host)
+        table = _load_table(p.name, sp, runtime, tables_dir)
+        with _progress() as prog:
+            task = prog.add_task(f"{p.name} end-to-end", total=n)
+            rep = validate(table, sp, _runner(p, runtime), n=n, seed=seed,
+                           threads=threads or p.cpu.default_threads,
+                           on_progress=lambda d, t: prog.update(task, completed=d))
+        t = Table(title=f"latency table validation: {rep.device} {rep.space} {rep.runtime}")
+        for col in ("subnets", "MAPE", "within +-10 %", "Kendall tau", "Spearman", "calibrated", "plot"):
+            t.add_column(col, overflow="fold")
+        t.add_row(str(rep.n), f"{rep.mape:.1%}", f"{rep.within_10pct:.0%}", f"{rep.kendall_tau:.3f}",
+                  f"{rep.spearman:.3f}", "yes" if rep.calibrated else "no", rep.plot)
+        out.print(t)

@@ -1,0 +1,78 @@
+"""Vectorised latency prediction from a table: sum of op medians, then a per-device calibration.
+
+``predict = scale * sum(table[key] for key in ops) + per_op_ms * n_ops + offset``. The calibration
+(fitted on a few end-to-end measured subnets, see :mod:`hwnas.latency.validate`) captures fusion
+across ops and the per-inference overhead that per-op measurements miss (nn-Meter, DESIGN.md
+section 5): each one-op model pays the runtime's invoke overhead once, a whole network pays it
+once in total, hence the per-op term (usually negative) and the offset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwnas.errors import HwnasError
+from hwnas.latency.keys import op_key, space_ops
+from hwnas.latency.table import LatencyTable, space_tag
+from hwnas.spaces.base import SearchSpace
+
+
+class LatencyPredictor:
+    """Predicted latency (ms) of many architectures of one space from one table.
+
+    Built once (per-block lookup tables from ``space.block_table``); each call is a few numpy
+    gathers, so it evaluates hundreds of thousands of architectures per second.
+    """
+
+    def __init__(self, table: LatencyTable, space: SearchSpace, resolution: int | None = None,
+                 calibrated: bool = True) -> None:
+        table.check_compatible(space=space)
+        self.table = table
+        self.space = space
+        self.resolution = space.resolution if resolution is None else resolution
+        missing = table.missing(space_ops(space, self.resolution))
+        if missing:
+            where = table.path or "the latency table"
+            shown = ", ".join(missing[:3])
+            raise HwnasError(
+                f"{where} lacks {len(missing)} op keys of {space_tag(space, self.resolution)} "
+                f"(e.g. {shown}); run `hwnas profile --space {space.name} --resolution "
+                f"{self.resolution} --resume` for this device")
+        self.fixed, self.tables = space.block_table(lambda op: table.median_ms(op_key(op)), self.resolution)
+        self.count_fixed, self.count_tables = space.block_table(lambda op: 1.0, self.resolution)
+        cal = table.calibration(space_tag(space, self.resolution)) if calibrated else None
+        self.scale = 1.0 if cal is None else float(cal["scale"])
+        self.offset = 0.0 if cal is None else float(cal["offset_ms"])
+        self.per_op = 0.0 if cal is None else float(cal.get("per_op_ms", 0.0))
+        self.is_calibrated = cal is not None
+
+    @staticmethod
+    def _gather(fixed: float, tables: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+        out = np.full(idx.shape[0], fixed)
+        for b, t in enumerate(tables):
+            out += t[idx[:, b]]
+        return out
+
+    def _idx(self, genes_matrix) -> np.ndarray:
+        return self.space.group_index(self.space.validate_matrix(genes_matrix))
+
+    def raw(self, genes_matrix) -> np.ndarray:
+        """Uncalibrated sum of per-op medians (ms)."""
+        return self._gather(self.fixed, self.tables, self._idx(genes_matrix))
+
+    def n_ops(self, genes_matrix) -> np.ndarray:
+        """Number of executed ops (identity blocks execute none)."""
+        return self._gather(self.count_fixed, self.count_tables, self._idx(genes_matrix))
+
+    def __call__(self, genes_matrix) -> np.ndarray:
+        idx = self._idx(genes_matrix)
+        raw = self._gather(self.fixed, self.tables, idx)
+        if self.per_op:
+            raw = raw + (self.per_op / self.scale) * self._gather(self.count_fixed, self.count_tables, idx)
+        return self.scale * raw + self.offset
+
+
+def predict_latency(table: LatencyTable, space: SearchSpace, genes_matrix,
+                    resolution: int | None = None) -> np.ndarray:
+    """Predicted latency in ms for each row of ``genes_matrix`` (builds a :class:`LatencyPredictor`)."""
+    return LatencyPredictor(table, space, resolution)(genes_matrix)

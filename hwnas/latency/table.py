@@ -1,0 +1,146 @@
+"""Latency table files: ``latency_tables/<device>/<space>-<runtime>.json``.
+
+One JSON document: ``metadata`` (device, SoC, runtime and version, delegate, threads, warm-up, runs,
+dates, versions, the space configs profiled), ``entries`` (per key: count, mean, median, std, min,
+max in ms, temperatures) and ``calibrations`` (per space config: scale and offset fitted on
+end-to-end measurements). Keys carry shapes, so one table can hold several resolutions/widths.
+Every update is written atomically: an interrupted profile loses nothing already measured.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwnas.checkpoint import version_stamp
+from hwnas.errors import HwnasError
+from hwnas.io import atomic_write_json
+from hwnas.spaces.base import SearchSpace
+
+FORMAT = "hwnas.latency_table"
+FORMAT_VERSION = 1
+ENTRY_FIELDS = ("count", "mean_ms", "median_ms", "std_ms", "min_ms", "max_ms")
+#: metadata a table must carry (issue 6: device, SoC, runtime + version, delegate, threads, warm-up, runs...)
+REQUIRED_METADATA = ("device", "soc", "runtime", "runtime_version", "delegate", "threads", "warmup",
+                     "runs", "space")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def default_table_dir() -> Path:
+    """The repository's ``latency_tables/`` (shipped tables), next to the ``hwnas`` package."""
+    return Path(__file__).resolve().parents[2] / "latency_tables"
+
+
+def table_path(device: str, space_name: str, runtime: str, root: str | Path | None = None) -> Path:
+    root = default_table_dir() if root is None else Path(root)
+    return root / device / f"{space_name}-{runtime}.json"
+
+
+def space_tag(space: SearchSpace, resolution: int | None = None) -> str:
+    """Identifies a space configuration for calibration: name, width, resolution."""
+    res = space.resolution if resolution is None else resolution
+    return f"{space.name}@w{space.width:g}r{res}"
+
+
+@dataclass
+class LatencyTable:
+    """An in-memory latency table; :meth:`save` writes it atomically."""
+
+    metadata: dict[str, Any]
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibrations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    path: Path | None = None
+
+    # ---- construction / IO ------------------------------------------------------------------------
+    @classmethod
+    def new(cls, *, device: str, soc: str, runtime: str, runtime_version: str, delegate: str,
+            threads: int, warmup: int, runs: int, space: SearchSpace, path: Path | None = None,
+            **extra: Any) -> LatencyTable:
+        meta = {
+            "device": device, "soc": soc, "runtime": runtime, "runtime_version": runtime_version,
+            "delegate": delegate, "threads": threads, "warmup": warmup, "runs": runs,
+            "space": space.name, "space_configs": [space.config()],
+            "created": now_iso(), "updated": now_iso(), "versions": version_stamp(), **extra,
+        }
+        return cls(meta, path=path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        path = Path(path)
+        if not path.is_file():
+            raise HwnasError(f"latency table {path} does not exist (run `hwnas profile` to build it)")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise HwnasError(f"cannot read latency table {path}: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise HwnasError(f"{path} is not an hwnas latency table (no format={FORMAT!r})")
+        if doc.get("format_version", 0) > FORMAT_VERSION:
+            raise HwnasError(f"latency table {path} has format version {doc.get('format_version')}; "
+                             f"this hwnas reads up to {FORMAT_VERSION}")
+        meta = doc.get("metadata")
+        if not isinstance(meta, dict):
+            raise HwnasError(f"latency table {path} has no metadata object")
+        missing = [k for k in REQUIRED_METADATA if k not in meta]
+        if missing:
+            raise HwnasError(f"latency table {path}: metadata lacks {', '.join(missing)}")
+        entries = doc.get("entries", {})
+        for key, e in entries.items():
+            bad = [f for f in ENTRY_FIELDS if not isinstance(e.get(f), (int, float))]
+            if bad:
+                raise HwnasError(f"latency table {path}: entry {key!r} lacks numeric {', '.join(bad)}")
+        return cls(meta, entries, doc.get("calibrations", {}), path)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": self.metadata,
+                "calibrations": self.calibrations, "entries": dict(sorted(self.entries.items()))}
+
+    def save(self, path: str | Path | None = None) -> Path:
+        path = Path(path) if path is not None else self.path
+        if path is None:
+            raise ValueError("no path to save the latency table to")
+        self.path = path
+        self.metadata["updated"] = now_iso()
+        return atomic_write_json(path, self.to_json())
+
+    # ---- content ------------------------------------------------------------------------------------
+    def add(self, key: str, stats: dict[str, Any], save: bool = True) -> None:
+        """Record one measured key (and by default write the table atomically)."""
+        missing = [f for f in ENTRY_FIELDS if f not in stats]
+        if missing:
+            raise ValueError(f"measurement for {key} lacks {missing}")
+        self.entries[key] = dict(stats)
+        if save and self.path is not None:
+            self.save()
+
+    def note_space(self, space: SearchSpace) -> None:
+        cfg = space.config()
+        if cfg not in self.metadata.setdefault("space_configs", []):
+            self.metadata["space_configs"].append(cfg)
+
+    def check_compatible(self, *, space: SearchSpace | None = None, runtime: str | None = None) -> None:
+        """Refuse a table from another space or runtime (one-line HwnasError)."""
+        where = self.path or "latency table"
+        if space is not None and self.metadata.get("space") != space.name:
+            raise HwnasError(f"{where} is for space {self.metadata.get('space')!r}, not {space.name!r}")
+        if runtime is not None and self.metadata.get("runtime") != runtime:
+            raise HwnasError(f"{where} is for runtime {self.metadata.get('runtime')!r}, not {runtime!r}")
+
+    def missing(self, keys) -> list[str]:
+        return [k for k in keys if k not in self.entries]
+
+    def median_ms(self, key: str) -> float:
+        return float(self.entries[key]["median_ms"])
+
+    def calibration(self, tag: str) -> dict[str, Any] | None:
+        return self.calibrations.get(tag)
+
+    def set_calibration(self, tag: str, scale: float, offset_ms: float, **info: Any) -> None:
+        self.calibrations[tag] = {"scale": float(scale), "offset_ms": float(offset_ms),
+                                  "fitted": now_iso(), **info}

@@ -1,0 +1,209 @@
+"""End-to-end measurements of whole subnets: calibration of a table and its validation.
+
+* :func:`calibrate` measures a few subnets end to end (by default 8 random + smallest + largest) and
+  fits ``measured = scale * sum(op medians) + offset`` by least squares: the per-device correction for
+  fusion across ops and per-inference overhead (DESIGN.md section 5).
+* :func:`validate` measures N *other* random subnets (a different seed: held out) and reports MAPE,
+  the fraction within +-10 %, Kendall tau, and a scatter plot saved next to the table.
+
+Every end-to-end measurement is appended atomically to ``<table>.<tag>.e2e.json``, so an interrupted
+validation resumes without re-measuring.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hwnas.errors import HwnasError
+from hwnas.io import atomic_write_json
+from hwnas.latency.opmodels import export_for_runtime
+from hwnas.latency.predict import LatencyPredictor
+from hwnas.latency.table import LatencyTable, now_iso, space_tag
+from hwnas.spaces.base import SearchSpace
+from hwnas.supernet import Subnet
+
+CALIBRATION_SEED = 1
+VALIDATION_SEED = 12345
+
+
+def _store_path(table: LatencyTable, tag: str) -> Path:
+    if table.path is None:
+        raise ValueError("table has no path")
+    return table.path.with_name(f"{table.path.stem}.{tag}.e2e.json")
+
+
+class EndToEndStore:
+    """Measured end-to-end latencies by genes, persisted next to the table."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {}
+        if path.exists():
+            try:
+                self.data = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise HwnasError(f"cannot read {path}: {exc}; remove it to re-measure") from None
+
+    def get(self, genes: tuple[int, ...]) -> dict[str, Any] | None:
+        return self.data.get(",".join(map(str, genes)))
+
+    def put(self, genes: tuple[int, ...], record: dict[str, Any]) -> None:
+        self.data[",".join(map(str, genes))] = record
+        atomic_write_json(self.path, self.data)
+
+
+def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int, ...]], runtime: str,
+                    store: EndToEndStore, *, threads: int, warmup: int = 10, runs: int = 30,
+                    on_progress=None) -> np.ndarray:
+    """Median end-to-end latency (ms) of each subnet, measured with ``runner`` (cached in ``store``)."""
+    from hwnas.runners.base import MeasureConfig
+
+    cfg = MeasureConfig(threads=threads, warmup=warmup, runs=runs)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="hwnas-e2e-") as tmp:
+        for i, g in enumerate(genes_list):
+            rec = store.get(g)
+            if rec is None:
+                torch.manual_seed(0)
+                model = Subnet(space, g).eval()
+                suffix = ".tflite" if runtime == "tflite" else ".onnx"
+                path = Path(tmp) / f"subnet{i}{suffix}"
+                export_for_runtime(model, torch.randn(1, space.in_channels, space.resolution,
+                                                      space.resolution), path, runtime)
+                m = runner.measure(path, cfg)
+                rec = {"median_ms": m.median_ms if m.median_ms is not None else m.mean_ms,
+                       "mean_ms": m.mean_ms, "std_ms": m.std_ms, "runs": m.runs, "measured": now_iso()}
+                store.put(g, rec)
+                path.unlink(missing_ok=True)
+            out.append(rec["median_ms"])
+            if on_progress is not None:
+                on_progress(i + 1, len(genes_list))
+    return np.asarray(out, dtype=np.float64)
+
+
+def _archs(space: SearchSpace, n: int, seed: int, extremes: bool) -> list[tuple[int, ...]]:
+    rng = np.random.default_rng(seed)
+    archs = [space.sample(rng) for _ in range(n)]
+    if extremes:
+        archs += [space.smallest(), space.largest()]
+    return archs
+
+
+def calibrate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 8, threads: int,
+              seed: int = CALIBRATION_SEED, on_progress=None) -> dict[str, Any]:
+    """Fit and store the table's calibration for ``space`` from ``n`` + 2 end-to-end measurements."""
+    if n < 1:
+        raise HwnasError(f"calibration needs at least 1 random subnet, got n={n}")
+    pred = LatencyPredictor(table, space, calibrated=False)
+    archs = _archs(space, n, seed, extremes=True)
+    tag = space_tag(space)
+    measured = measure_subnets(runner, space, archs, table.metadata["runtime"],
+                               EndToEndStore(_store_path(table, tag)), threads=threads,
+                               on_progress=on_progress)
+    raw = pred.raw(np.asarray(archs))
+    nops = pred.n_ops(np.asarray(archs))
+    scale, per_op, offset = _fit(raw, nops, measured)
+    fitted = scale * raw + per_op * nops + offset
+    info = {"n": len(archs), "seed": seed, "per_op_ms": per_op,
+            "mape_on_fit": float(np.mean(np.abs(fitted - measured) / measured))}
+    table.set_calibration(tag, scale, offset, **info)
+    table.save()
+    return table.calibrations[tag]
+
+
+def _fit(raw: np.ndarray, nops: np.ndarray, measured: np.ndarray) -> tuple[float, float, float]:
+    """Least squares ``measured ~ scale * raw + per_op * nops + offset``, falling back to fewer terms
+    when the design is degenerate (too few points, constant op count) or the scale comes out <= 0."""
+    designs = [np.stack([raw, nops, np.ones_like(raw)], 1), np.stack([raw, np.ones_like(raw)], 1)]
+    for design in designs:
+        if len(raw) <= design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
+            continue
+        coef, *_ = np.linalg.lstsq(design, measured, rcond=None)
+        if coef[0] > 0:
+            if design.shape[1] == 3:
+                return float(coef[0]), float(coef[1]), float(coef[2])
+            return float(coef[0]), 0.0, float(coef[1])
+    return float(measured.sum() / raw.sum()), 0.0, 0.0
+
+
+@dataclass
+class ValidationReport:
+    device: str
+    space: str
+    runtime: str
+    n: int
+    mape: float
+    within_10pct: float
+    kendall_tau: float
+    spearman: float
+    calibrated: bool
+    scale: float
+    offset_ms: float
+    plot: str
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 100, threads: int,
+             seed: int = VALIDATION_SEED, on_progress=None) -> ValidationReport:
+    """Measure ``n`` held-out random subnets end to end and compare with the table's prediction."""
+    from scipy.stats import kendalltau, spearmanr
+
+    if n < 3:
+        raise HwnasError(f"validation needs at least 3 subnets, got n={n}")
+    pred = LatencyPredictor(table, space)
+    archs = _archs(space, n, seed, extremes=False)
+    tag = space_tag(space)
+    measured = measure_subnets(runner, space, archs, table.metadata["runtime"],
+                               EndToEndStore(_store_path(table, tag)), threads=threads,
+                               on_progress=on_progress)
+    predicted = pred(np.asarray(archs))
+    rel = np.abs(predicted - measured) / measured
+    tau = float(kendalltau(predicted, measured).statistic)
+    rho = float(spearmanr(predicted, measured).statistic)
+    assert table.path is not None
+    plot = table.path.with_name(f"{table.path.stem}.{tag}.validation.png")
+    _plot(predicted, measured, plot, f"{table.metadata['device']} {tag} {table.metadata['runtime']}: "
+          f"within 10%: {np.mean(rel <= 0.10):.0%}, tau {tau:.3f}")
+    report = ValidationReport(
+        device=table.metadata["device"], space=tag, runtime=table.metadata["runtime"], n=n,
+        mape=float(rel.mean()), within_10pct=float(np.mean(rel <= 0.10)), kendall_tau=tau,
+        spearman=rho, calibrated=pred.is_calibrated, scale=pred.scale, offset_ms=pred.offset,
+        plot=str(plot), created=now_iso())
+    atomic_write_json(table.path.with_name(f"{table.path.stem}.{tag}.validation.json"),
+                      {**report.to_dict(), "measured_ms": measured.tolist(),
+                       "predicted_ms": predicted.tolist(), "genes": [list(a) for a in archs]})
+    return report
+
+
+def _plot(predicted: np.ndarray, measured: np.ndarray, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hwnas.io import atomic_write
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    lo = float(min(predicted.min(), measured.min())) * 0.9
+    hi = float(max(predicted.max(), measured.max())) * 1.1
+    xs = np.linspace(lo, hi, 10)
+    ax.plot(xs, xs, "k-", lw=1, label="y = x")
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="0.85", label="+-10 %")
+    ax.scatter(measured, predicted, s=14)
+    ax.set_xlabel("measured end-to-end latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(title, fontsize=8)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)

@@ -89,7 +89,7 @@ class Supernet(nn.Module):
                 x = self.fixed[fixed_i](x)
                 fixed_i += 1
             else:
-                x = self.blocks[spec.block][self._names[spec.block][spec.module_key()]](x, spec.mid)
+                x = self.blocks[spec.block][self._names[spec.block][spec.module_key()]](x, spec)
         return x
 
     def path_parameters(self, genes: Sequence[int]) -> Iterable[nn.Parameter]:

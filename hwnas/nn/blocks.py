@@ -1,6 +1,8 @@
 """Building blocks shared by supernets and static subnets.
 
-Every block is built from one :class:`~hwnas.spaces.base.OpSpec`. Elastic width follows SPOS
+Every block is built from one :class:`~hwnas.spaces.base.OpSpec` and called as ``block(x)`` (static
+subnet: its own widths) or ``block(x, spec)`` (supernet: run as ``spec`` says, e.g. a narrower
+``mid`` or, for quantized blocks, other bit widths). Elastic width follows SPOS
 (Fig. 3b) and Once-for-All (``get_active_filter``): weights are preallocated at the largest width
 and a narrower path uses the *first* ``mid`` channels. Because every slice is a prefix along
 every dimension, a static subnet is obtained by copying ``tensor[:n0, :n1, ...]`` of each
@@ -86,7 +88,7 @@ class ConvBNAct(nn.Module):
         self.bn = DynamicBatchNorm2d(spec.out_shape[0])
         self.act = activation(spec.act)
 
-    def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
 
 
@@ -131,7 +133,8 @@ class MBConv(nn.Module):
         self.project_bn = DynamicBatchNorm2d(out_c)
         self.residual = spec.stride == 1 and in_c == out_c
 
-    def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
+        mid = None if spec is None else spec.mid
         h = x
         if self.has_expand:
             h = self.expand_act(self.expand_bn(self.expand_conv(h, mid)))
@@ -168,7 +171,8 @@ class _ShuffleBase(nn.Module, ABC):
     def main(self, x: torch.Tensor, mid: int | None) -> torch.Tensor:
         """The block's main branch on ``x`` (``mid`` hidden channels)."""
 
-    def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
+        mid = None if spec is None else spec.mid
         if self.proj is None:
             x_proj, x_main = channel_split(x)
             return torch.cat((x_proj, self.main(x_main, mid)), 1)
@@ -233,7 +237,7 @@ class GlobalAvgPool(nn.Module):
     def __init__(self, spec: OpSpec) -> None:
         super().__init__()
 
-    def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
         return x.mean((2, 3))
 
 
@@ -244,7 +248,7 @@ class Classifier(nn.Module):
         super().__init__()
         self.fc = nn.Linear(spec.in_shape[0], spec.out_shape[0], bias=spec.bias)
 
-    def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
         return self.fc(x)
 
 

@@ -97,8 +97,11 @@ def register(app: typer.Typer) -> None:
         out.print(t)
 
 
-def check_device(profile: DeviceProfile) -> list[tuple[str, str]]:
-    """What ``devices check`` reports, as (item, value) rows. Raises HwnasError if unreachable."""
+def check_device(profile: DeviceProfile, transport: Any = None) -> list[tuple[str, str]]:
+    """What ``devices check`` reports, as (item, value) rows. Raises HwnasError if unreachable.
+
+    ``transport`` defaults to ``profile.open_transport()``.
+    """
     from hwnas.devices.thermal import temperature_reader
     from hwnas.runners.parsers import device_info_from_getprop, parse_getprop
 
@@ -114,7 +117,7 @@ def check_device(profile: DeviceProfile) -> list[tuple[str, str]]:
             except ImportError:
                 rows.append((label, "MISSING"))
         return rows
-    tr = profile.open_transport()
+    tr = transport if transport is not None else profile.open_transport()
     try:
         res = tr.shell("getprop")
         if res.exit_code != 0:

@@ -99,7 +99,10 @@ class MobileNetV2Space(SearchSpace):
 
     @property
     def groups(self) -> tuple[GeneGroup, ...]:
-        return tuple(GeneGroup(f"layer{i}", (i,)) for i in range(len(self.choices)))
+        key = ("groups",)
+        if key not in self._cache:
+            self._cache[key] = tuple(GeneGroup(f"layer{i}", (i,)) for i in range(len(self.choices)))
+        return self._cache[key]
 
     def gene_labels(self, index: int) -> tuple[str, ...]:
         allow = self._stage_plan()[index][2]

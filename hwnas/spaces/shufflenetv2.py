@@ -80,7 +80,11 @@ class ShuffleNetV2Space(SearchSpace):
 
     @property
     def groups(self) -> tuple[GeneGroup, ...]:
-        return tuple(GeneGroup(f"block{b}", (2 * b, 2 * b + 1)) for b in range(sum(STAGE_REPEATS)))
+        key = ("groups",)
+        if key not in self._cache:
+            self._cache[key] = tuple(GeneGroup(f"block{b}", (2 * b, 2 * b + 1))
+                                     for b in range(sum(STAGE_REPEATS)))
+        return self._cache[key]
 
     def gene_labels(self, index: int) -> tuple[str, ...]:
         if index % 2 == 0:

@@ -1,0 +1,246 @@
+"""Search objectives and budgets as data (DESIGN.md section 6; STYLE.md, pymoo).
+
+An :class:`Objective` is a named, vectorised metric ``fn(genes_matrix) -> values`` (lower is better)
+with an optional ``budget``: an upper bound that becomes a pymoo constraint. The same object serves
+as an objective (minimised) or as a pure constraint (``ArchProblem(..., constraints=[...])``).
+
+Built-ins:
+
+* ``macs`` / ``flops`` / ``params`` / ``bitops`` / ``peak_act_bytes`` from :class:`~hwnas.cost.CostModel`;
+* ``latency`` from any vectorised predictor ``predict(genes_matrix) -> ms`` (the device latency
+  tables of ``hwnas.latency`` provide one; see :func:`load_latency_predictor`);
+* ``error`` = 100 - top-1 accuracy (%) of a subnet with inherited supernet weights, measured by the
+  training stage's ``SubnetEvaluator`` (BN recalibrated per subnet, SPOS Sec. 3.4). It is the only
+  *expensive* objective: :class:`~hwnas.search.problem.ArchProblem` calls it on feasible rows only,
+  so budget violators are ditched without an evaluation (GreedyNAS Sec. 4.2) and get ``penalty``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.cost import COST_FIELDS, CostModel
+from hwnas.errors import HwnasError
+from hwnas.spaces.base import SearchSpace
+
+#: display units of the cost-model metrics.
+COST_UNITS = {"macs": "MACs", "flops": "FLOPs", "params": "params", "bitops": "BitOps",
+              "peak_act_bytes": "bytes"}
+#: the names ``--objectives`` accepts.
+OBJECTIVE_NAMES = ("error", "latency", *COST_FIELDS)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A vectorised metric to minimise, optionally with an upper bound (``budget``).
+
+    ``expensive`` marks metrics that are evaluated only on rows meeting every cheap budget
+    (infeasible rows get ``penalty`` instead). ``block_additive`` declares that the value is an
+    increasing affine function of a sum of per-block terms (cost model, latency-table sum with its
+    calibration): then :func:`metric_minimum` finds the exact minimum over the whole space, which
+    lets the search reject an impossible budget before it starts.
+    """
+
+    name: str
+    unit: str
+    fn: Callable[[np.ndarray], np.ndarray]
+    budget: float | None = None
+    expensive: bool = False
+    block_additive: bool = False
+    penalty: float = math.inf
+
+    def __call__(self, genes_matrix: np.ndarray) -> np.ndarray:
+        values = np.asarray(self.fn(np.asarray(genes_matrix, dtype=np.int64)), dtype=np.float64)
+        return values.reshape(-1)
+
+    def with_budget(self, budget: float | None) -> Objective:
+        return dataclasses.replace(self, budget=None if budget is None else float(budget))
+
+    @property
+    def constraint_name(self) -> str:
+        return f"max_{self.name}"
+
+    def constraint(self, values: np.ndarray) -> np.ndarray:
+        """pymoo inequality ``G <= 0`` (feasible): the relative excess ``value / budget - 1``.
+
+        Relative, so that budgets in different units (ms, MACs) weigh alike in pymoo's summed
+        constraint violation.
+        """
+        if self.budget is None:
+            raise ValueError(f"objective {self.name!r} has no budget")
+        if self.budget > 0:
+            return np.asarray(values, dtype=np.float64) / self.budget - 1.0
+        return np.asarray(values, dtype=np.float64) - self.budget
+
+    def describe_budget(self) -> str:
+        return f"{self.name} <= {format_value(self.budget, self.unit)}"
+
+
+def format_value(value: float | None, unit: str = "") -> str:
+    """``330.2M MACs``, ``12.5 ms``: short human form of a metric value."""
+    if value is None:
+        return "-"
+    v = float(value)
+    if not math.isfinite(v):
+        return f"{v}"
+    text = f"{v:.4g}"
+    for suffix, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(v) >= div:
+            text = f"{v / div:.4g}{suffix}"
+            break
+    return f"{text} {unit}".strip()
+
+
+# ---- built-in objectives -----------------------------------------------------------------------
+def cost_objective(name: str, cost_model: CostModel, budget: float | None = None) -> Objective:
+    """``macs``, ``flops``, ``params``, ``bitops`` or ``peak_act_bytes`` from the cost model."""
+    if name not in COST_FIELDS:
+        raise HwnasError(f"unknown cost metric {name!r}; known: {', '.join(COST_FIELDS)}")
+
+    def fn(genes_matrix: np.ndarray) -> np.ndarray:
+        return cost_model(genes_matrix)[name]
+
+    return Objective(name, COST_UNITS[name], fn, budget=None if budget is None else float(budget),
+                     block_additive=name != "peak_act_bytes")
+
+
+def macs_objective(cost_model: CostModel, budget: float | None = None) -> Objective:
+    return cost_objective("macs", cost_model, budget)
+
+
+def params_objective(cost_model: CostModel, budget: float | None = None) -> Objective:
+    return cost_objective("params", cost_model, budget)
+
+
+def bitops_objective(cost_model: CostModel, budget: float | None = None) -> Objective:
+    return cost_objective("bitops", cost_model, budget)
+
+
+def latency_objective(predict: Callable[[np.ndarray], np.ndarray], budget: float | None = None,
+                      *, block_additive: bool | None = None) -> Objective:
+    """Predicted latency (ms) from any vectorised predictor ``predict(genes_matrix) -> ms``.
+
+    A latency-table predictor (sum of per-op latencies, then an increasing affine calibration) is
+    block-additive, the default unless the predictor has a non-positive ``scale``; pass
+    ``block_additive=False`` for anything else (e.g. a learned, non-additive model).
+    """
+    if block_additive is None:
+        block_additive = float(getattr(predict, "scale", 1.0)) > 0
+    return Objective("latency", "ms", predict, budget=None if budget is None else float(budget),
+                     block_additive=block_additive)
+
+
+class SubnetError:
+    """``100 x (1 - top-1)`` (top-1 error in %) of subnets with inherited supernet weights, cached per architecture.
+
+    Wraps the training stage's evaluator (``hwnas.train.evaluate.SubnetEvaluator``: BN
+    recalibration on ``calib_batches``, then top-1 on ``eval_batches``). The evaluator is built on
+    first use, so merely describing an accuracy objective imports nothing from the training code.
+    Any object with ``__call__(genes) -> result with .top1`` (a fraction in [0, 1], as
+    ``EvalResult``; optionally ``.many``) can be given as ``evaluator`` instead.
+    """
+
+    def __init__(self, evaluator: Any = None, *, supernet: Any = None, eval_batches: Any = None,
+                 calib_batches: Any = None, device: str = "cpu") -> None:
+        if evaluator is None and supernet is None:
+            raise ValueError("give an evaluator or a supernet")
+        self._evaluator = evaluator
+        self._build = (supernet, eval_batches, calib_batches, device)
+        self.cache: dict[tuple[int, ...], float] = {}
+        self.n_evaluated = 0
+
+    def evaluator(self) -> Any:
+        if self._evaluator is None:
+            try:
+                from hwnas.train.evaluate import SubnetEvaluator
+            except ImportError as exc:
+                raise HwnasError(f"the accuracy objective needs the supernet evaluator "
+                                 f"(hwnas.train.evaluate), which cannot be imported: {exc}") from None
+            supernet, eval_batches, calib_batches, device = self._build
+            self._evaluator = SubnetEvaluator(supernet, eval_batches, calib_batches, device)
+        return self._evaluator
+
+    def __call__(self, genes_matrix: np.ndarray) -> np.ndarray:
+        rows = [tuple(int(v) for v in r) for r in np.asarray(genes_matrix, dtype=np.int64)]
+        missing = list(dict.fromkeys(r for r in rows if r not in self.cache))
+        if missing:
+            ev = self.evaluator()
+            results = ev.many(missing) if hasattr(ev, "many") else [ev(g) for g in missing]
+            for genes, res in zip(missing, results):
+                self.cache[genes] = 100.0 * (1.0 - float(res.top1))  # top1 is a fraction
+            self.n_evaluated += len(missing)
+        return np.array([self.cache[r] for r in rows], dtype=np.float64)
+
+
+def error_objective(evaluator: Any = None, *, supernet: Any = None, eval_batches: Any = None,
+                    calib_batches: Any = None, device: str = "cpu",
+                    budget: float | None = None) -> Objective:
+    """Top-1 error (%) on held-out batches with inherited weights; expensive, cached per genes.
+
+    Infeasible architectures are not evaluated and get error 100 %.
+    """
+    fn = SubnetError(evaluator, supernet=supernet, eval_batches=eval_batches,
+                     calib_batches=calib_batches, device=device)
+    return Objective("error", "%", fn, budget=None if budget is None else float(budget),
+                     expensive=True, penalty=100.0)
+
+
+def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tflite",
+                           root: str | Path | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The vectorised latency predictor of ``device`` / ``runtime`` for ``space``.
+
+    Owned by the latency stage (``hwnas.latency``): the table file
+    (``<root or latency_tables>/<device>/<space>-<runtime>.json``), its calibration and the checks that it
+    belongs to ``space`` and ``runtime`` live there; their errors pass through unchanged.
+    """
+    try:
+        from hwnas.latency.predict import LatencyPredictor
+        from hwnas.latency.table import LatencyTable, table_path
+    except ImportError:
+        raise HwnasError("no latency table support installed (hwnas.latency cannot be imported): "
+                         "latency objectives and --max-latency-ms are unavailable") from None
+    table = LatencyTable.load(table_path(device, space.name, runtime, root))
+    table.check_compatible(space=space, runtime=runtime)
+    return LatencyPredictor(table, space)
+
+
+# ---- budgets -----------------------------------------------------------------------------------
+def metric_minimum(objective: Objective, space: SearchSpace) -> tuple[float, tuple[int, ...]] | None:
+    """Exact minimum of a block-additive metric over the whole space, and an architecture reaching it.
+
+    Probes each block's options around a reference architecture (one vectorised call of
+    ``sum(choices per block)`` rows). ``None`` for metrics that are not block-additive.
+    """
+    if not objective.block_additive:
+        return None
+    ref = np.asarray(space.smallest_valid(), dtype=np.int64)
+    rows = [ref]
+    spans = []
+    for b, grp in enumerate(space.groups):
+        start = len(rows)
+        for opt in space.group_options(b):
+            g = ref.copy()
+            g[list(grp.genes)] = opt
+            rows.append(g)
+        spans.append((start, len(rows)))
+    values = objective(np.stack(rows))
+    best = ref.copy()
+    for b, (start, stop) in enumerate(spans):
+        j = int(np.argmin(values[start:stop]))
+        best[list(space.groups[b].genes)] = space.group_options(b)[j]
+    # each block's term is independent of the others, so the per-block argmins form the argmin
+    return float(objective(best[None, :])[0]), tuple(int(v) for v in best)
+
+
+def unique_names(objectives: Sequence[Objective]) -> None:
+    names = [o.name for o in objectives]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise HwnasError(f"metric {dup[0]!r} is given twice; name each objective / constraint once")

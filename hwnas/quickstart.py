@@ -1,0 +1,341 @@
+"""``hwnas quickstart``: the whole pipeline on the host CPU with the built-in ``digits`` dataset.
+
+1. **train** a small ``mbv2`` supernet with the GreedyNAS strategy (``runs/.../supernet``);
+2. **latency**: the shipped host latency table (``latency_tables/host/mbv2-tflite.json``), or, when
+   it is missing or lacks keys for these settings, profile one on this computer;
+3. **search** NSGA-II over (top-1 error with inherited weights on the held-out search-val split,
+   predicted latency) under a latency budget;
+4. **export** the most accurate subnet under the budget to ONNX and TFLite, checked against torch;
+5. **measure** the exported TFLite model on this computer: predicted vs measured latency, and the
+   accuracy of the exported model on the test split.
+
+Every step records its result in ``<out>/quickstart.json`` (atomically) and is skipped when run
+again; the long steps (training, profiling, search) resume from their own checkpoints, so a
+quickstart interrupted at any point continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import numpy as np
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hwnas.errors import HwnasError
+from hwnas.io import atomic_write_json
+
+STEPS = ("train", "latency", "search", "export", "measure")
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """Settings of the quick start: a laptop-sized version of the GreedyNAS pipeline.
+
+    The paper's numbers (pop 50 x 20 generations, 120 epochs, 224 px ImageNet) are scaled down so
+    the whole run fits in minutes on a 2-core CPU; each is an option of ``hwnas quickstart``.
+    """
+
+    space: str = "mbv2"
+    width: float = 0.35
+    resolution: int = 32
+    data: str = "digits"
+    strategy: str = "greedy"
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float | None = 0.1
+    steps_per_epoch: int | None = None
+    device: str = "host"
+    runtime: str = "tflite"
+    max_latency_ms: float | None = None  # None: the median predicted latency of random subnets
+    pop: int = 16
+    gens: int = 6
+    eval_batches: int | None = None
+    calib_batches: int = 4
+    seed: int = 0
+    tables_dir: str | None = None  # None: the shipped latency_tables/
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _State:
+    """``quickstart.json``: settings + each finished step's result, written atomically."""
+
+    def __init__(self, path: Path, cfg: QuickstartConfig) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"config": cfg.to_dict(), "steps": {}}
+        if path.exists():
+            try:
+                old = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise HwnasError(f"cannot read {path}: {exc}; remove it to start the quick start again") from None
+            if old.get("config") != cfg.to_dict():
+                diff = sorted(k for k in cfg.to_dict() if old.get("config", {}).get(k) != cfg.to_dict()[k])
+                raise HwnasError(f"{path.parent} holds a quick start with other settings ({', '.join(diff)}); "
+                                 f"use another --out or the same options")
+            self.data = old
+
+    def done(self, step: str) -> dict[str, Any] | None:
+        return self.data["steps"].get(step)
+
+    def finish(self, step: str, result: dict[str, Any]) -> dict[str, Any]:
+        self.data["steps"][step] = result
+        atomic_write_json(self.path, self.data)
+        return result
+
+
+def _space(cfg: QuickstartConfig, num_classes: int = 10):
+    from hwnas.spaces import create_space
+
+    return create_space(cfg.space, width=cfg.width, resolution=cfg.resolution, num_classes=num_classes)
+
+
+def step_train(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str, Any]:
+    from hwnas.train.config import TrainConfig
+    from hwnas.train.loop import train_supernet
+
+    run_dir = out / "supernet"
+    tc = TrainConfig(space=cfg.space, width=cfg.width, resolution=cfg.resolution, data=cfg.data,
+                     strategy=cfg.strategy, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                     workers=0, seed=cfg.seed, steps_per_epoch=cfg.steps_per_epoch)
+    resume = (run_dir / "last.pt").exists()
+    res = train_supernet(tc, run_dir, resume=resume, device="cpu", console=console)
+    return {"checkpoint": str(run_dir / "last.pt"), "epochs": res.epochs_done, "steps": res.steps,
+            "stopped_early": res.stopped_early, "stop_reason": res.stop_reason,
+            "final_loss": res.final_loss, "seconds": res.seconds}
+
+
+def step_latency(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str, Any]:
+    """Use the shipped table when it covers these settings, else profile this computer."""
+    from hwnas.devices.profiles import load_profile
+    from hwnas.latency.predict import LatencyPredictor
+    from hwnas.latency.profile import ProfileConfig, _runner_for, profile_device
+    from hwnas.latency.table import LatencyTable, table_path
+    from hwnas.latency.validate import calibrate
+
+    space = _space(cfg)
+    shipped = table_path(cfg.device, space.name, cfg.runtime, cfg.tables_dir)
+    t0 = time.perf_counter()
+    try:
+        table = LatencyTable.load(shipped)
+        pred = LatencyPredictor(table, space)
+        if pred.is_calibrated:
+            return {"tables_dir": str(shipped.parents[1]), "table": str(shipped), "profiled": False,
+                    "keys": len(table.entries), "seconds": 0.0}
+        reason = "it is not calibrated for these settings"
+    except HwnasError as exc:
+        reason = str(exc)
+    console.print(f"[yellow]latency:[/] no usable shipped table ({reason}); profiling this computer")
+    tables_dir = out / "latency_tables"
+    profile = load_profile(cfg.device)
+    pcfg = ProfileConfig(runtime=cfg.runtime, warmup=10, runs=30, cool_down=False)
+    table = profile_device(profile, space, pcfg, tables_dir=tables_dir, resume=True)
+    calibrate(table, space, _runner_for(profile, cfg.runtime, None), n=8, threads=profile.cpu.default_threads)
+    return {"tables_dir": str(tables_dir), "table": str(table.path), "profiled": True,
+            "keys": len(table.entries), "seconds": time.perf_counter() - t0}
+
+
+def _budget(cfg: QuickstartConfig, tables_dir: str) -> float:
+    if cfg.max_latency_ms is not None:
+        return cfg.max_latency_ms
+    from hwnas.search.objectives import load_latency_predictor
+
+    space = _space(cfg)
+    pred = load_latency_predictor(cfg.device, space, cfg.runtime, tables_dir)
+    lat = pred(space.sample_many(np.random.default_rng(cfg.seed), 2000))
+    return float(np.round(np.median(lat), 4))
+
+
+def step_search(cfg: QuickstartConfig, out: Path, state: _State, console: Console) -> dict[str, Any]:
+    from hwnas.search.commands import build_cli_problem
+    from hwnas.search.run import STATE_FILE, run_search
+
+    tables_dir = state.done("latency")["tables_dir"]
+    budget = _budget(cfg, tables_dir)
+    ckpt = Path(state.done("train")["checkpoint"])
+    problem, initial = build_cli_problem(
+        checkpoint=ckpt, space=None, width=None, resolution=None, num_classes=None, device=cfg.device,
+        runtime=cfg.runtime, objectives="error,latency", budgets={"latency": budget},
+        tables_dir=Path(tables_dir), eval_batches=cfg.eval_batches, calib_batches=cfg.calib_batches,
+        batch_size=256, eval_device="cpu")
+    search_dir = out / "search"
+    t0 = time.perf_counter()
+    res = run_search(problem, "nsga2", pop=cfg.pop, gens=cfg.gens, seed=cfg.seed, out_dir=search_dir,
+                     initial=initial, resume=(search_dir / STATE_FILE).exists(),
+                     progress=console.is_terminal)
+    best = res.best_genes
+    m = res.metrics(res.best_index)
+    return {"budget_ms": budget, "genes": list(best), "search_val_error": m["error"],
+            "predicted_latency_ms": m["latency"], "pareto_size": int(len(res.pareto_index)),
+            "evaluations": int(len(res.history)), "dir": str(search_dir),
+            "seconds": time.perf_counter() - t0}
+
+
+def step_export(cfg: QuickstartConfig, out: Path, state: _State, console: Console) -> dict[str, Any]:
+    from hwnas.checkpoint import save_checkpoint
+    from hwnas.data import load_data, take_batches
+    from hwnas.export import export_model
+    from hwnas.io import atomic_write_json as write_json
+    from hwnas.models import supernet_from_checkpoint
+    from hwnas.supernet import materialize, recalibrate_bn
+    from hwnas.train.evaluate import evaluate_model
+
+    genes = tuple(state.done("search")["genes"])
+    net, _ = supernet_from_checkpoint(state.done("train")["checkpoint"])
+    space = net.space
+    splits = load_data(cfg.data, resolution=space.resolution, in_channels=space.in_channels)
+    sub = materialize(net, genes)
+    recalibrate_bn(sub, take_batches(splits.train_clean, 256, max_batches=cfg.calib_batches, seed=0))
+    test = take_batches(splits.test, 256)
+    acc = evaluate_model(sub, test)
+    export_dir = out / "export"
+    save_checkpoint(export_dir / "subnet.pt", kind="subnet", space=space, genes=genes,
+                    model_state=sub.state_dict())
+    meta = {**sub.metadata(), "test_top1": acc.top1, "source_checkpoint": state.done("train")["checkpoint"]}
+    results = export_model(sub, export_dir, resolution=space.resolution, in_channels=space.in_channels,
+                           metadata=meta)
+    write_json(export_dir / "model.export.json", {**meta, "results": [r.to_dict() for r in results]})
+    tfl = _tflite_accuracy(export_dir / "model.tflite", test)
+    return {"dir": str(export_dir), "test_top1_torch": acc.top1, "test_top1_tflite": tfl,
+            "files": {r.format: r.path for r in results},
+            "max_abs_diff": {r.format: r.max_abs_diff for r in results},
+            "seconds": {r.format: r.seconds for r in results}}
+
+
+def _tflite_accuracy(path: Path, batches) -> float:
+    """Top-1 of the exported TFLite model on ``batches`` with the LiteRT interpreter (batch 1)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]["index"]
+    outp = interp.get_output_details()[0]["index"]
+    correct = total = 0
+    for x, y in batches:
+        for i in range(x.shape[0]):
+            interp.set_tensor(inp, x[i: i + 1].numpy())
+            interp.invoke()
+            correct += int(np.argmax(interp.get_tensor(outp)) == int(y[i]))
+            total += 1
+    return correct / max(total, 1)
+
+
+def step_measure(cfg: QuickstartConfig, out: Path, state: _State) -> dict[str, Any]:
+    from hwnas.devices.profiles import load_profile
+    from hwnas.runners.registry import create_runner, default_runner_name
+    from hwnas.search.objectives import load_latency_predictor
+
+    profile = load_profile(cfg.device)
+    runner = create_runner(default_runner_name(profile, cfg.runtime), profile)
+    m = runner.measure(Path(state.done("export")["files"]["tflite"]), warmup=20, runs=100,
+                       threads=profile.cpu.default_threads, cool_down=False)
+    space = _space(cfg)
+    genes = np.asarray([state.done("search")["genes"]])
+    pred = float(load_latency_predictor(cfg.device, space, cfg.runtime, state.done("latency")["tables_dir"])(genes)[0])
+    measured = m.median_ms if m.median_ms is not None else m.mean_ms
+    return {"measured_ms": measured, "predicted_ms": pred, "error_pct": 100 * (pred - measured) / measured,
+            "runs": m.runs, "threads": m.threads}
+
+
+def run_quickstart(cfg: QuickstartConfig, out: str | Path, *, until: str | None = None,
+                   console: Console | None = None) -> dict[str, Any]:
+    """Run (or resume) the quick start into ``out``; returns ``quickstart.json``'s content.
+
+    ``until`` stops after that step (``train``, ``latency``, ``search``, ``export``, ``measure``).
+    """
+    if until is not None and until not in STEPS:
+        raise HwnasError(f"--until {until!r} is not a step; steps: {', '.join(STEPS)}")
+    console = console or Console(stderr=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = _State(out / "quickstart.json", cfg)
+    t_all = time.perf_counter()
+    runners = {
+        "train": lambda: step_train(cfg, out, console),
+        "latency": lambda: step_latency(cfg, out, console),
+        "search": lambda: step_search(cfg, out, state, console),
+        "export": lambda: step_export(cfg, out, state, console),
+        "measure": lambda: step_measure(cfg, out, state),
+    }
+    for step in STEPS:
+        if state.done(step) is None:
+            console.print(f"[bold cyan]quickstart:[/] {step}")
+            t0 = time.perf_counter()
+            result = runners[step]()
+            result.setdefault("step_seconds", time.perf_counter() - t0)
+            state.finish(step, result)
+        if step == until:
+            break
+    state.data["total_seconds_last_invocation"] = time.perf_counter() - t_all
+    atomic_write_json(state.path, state.data)
+    return state.data
+
+
+def summary_table(data: dict[str, Any]) -> Table:
+    """The summary printed at the end of ``hwnas quickstart``."""
+    s = data["steps"]
+    cfg = data["config"]
+    t = Table(title=f"hwnas quickstart: {cfg['space']} (width {cfg['width']}, {cfg['resolution']} px) "
+                    f"on {cfg['data']}, latency on {cfg['device']} ({cfg['runtime']})")
+    t.add_column("item")
+    t.add_column("value", overflow="fold")
+    if "train" in s:
+        tr = s["train"]
+        t.add_row("supernet", f"{tr['checkpoint']} ({tr['epochs']} epochs, {tr['steps']} steps, "
+                              f"{tr['seconds']:.0f} s{', stopped early: ' + tr['stop_reason'] if tr['stopped_early'] else ''})")
+    if "latency" in s:
+        la = s["latency"]
+        t.add_row("latency table", f"{la['table']} ({la['keys']} keys, {'profiled now' if la['profiled'] else 'shipped'})")
+    if "search" in s:
+        se = s["search"]
+        t.add_row("search", f"NSGA-II {cfg['pop']} x {cfg['gens']}: {se['evaluations']} subnets evaluated, "
+                            f"{se['pareto_size']} on the front, {se['seconds']:.0f} s")
+        t.add_row("latency budget", f"{se['budget_ms']:.4f} ms")
+        t.add_row("chosen genes", ",".join(map(str, se["genes"])))
+        t.add_row("search-val accuracy (supernet weights)", f"{100 - se['search_val_error']:.2f} %")
+    if "export" in s:
+        ex = s["export"]
+        t.add_row("test accuracy (torch / TFLite)", f"{ex['test_top1_torch']:.2%} / {ex['test_top1_tflite']:.2%}")
+        for fmt, path in ex["files"].items():
+            t.add_row(f"{fmt} file", f"{path} (max |diff| vs torch {ex['max_abs_diff'][fmt]:.1e}, "
+                                     f"export {ex['seconds'][fmt]:.1f} s)")
+    if "measure" in s:
+        me = s["measure"]
+        t.add_row("latency predicted / measured", f"{me['predicted_ms']:.4f} / {me['measured_ms']:.4f} ms "
+                                                  f"({me['error_pct']:+.1f} %, {me['threads']} thread)")
+    if "search" in s and "latency" in s:
+        from hwnas.cost import arch_costs
+        from hwnas.spaces import create_space
+
+        sp = create_space(cfg["space"], width=cfg["width"], resolution=cfg["resolution"], num_classes=10)
+        c = arch_costs(sp, s["search"]["genes"])
+        t.add_row("MACs / params", f"{c.macs / 1e6:.2f} M / {c.params / 1e6:.3f} M")
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("quickstart")
+    def quickstart_cmd(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumable).")] = Path("runs/quickstart"),
+        epochs: Annotated[int, typer.Option(min=1, help="Supernet training epochs.")] = QuickstartConfig.epochs,
+        max_latency_ms: Annotated[Optional[float], typer.Option(help="Latency budget (default: median of random subnets).")] = None,
+        pop: Annotated[int, typer.Option(min=4)] = QuickstartConfig.pop,
+        gens: Annotated[int, typer.Option(min=1)] = QuickstartConfig.gens,
+        seed: Annotated[int, typer.Option()] = 0,
+        until: Annotated[Optional[str], typer.Option(help="Stop after this step: " + ", ".join(STEPS))] = None,
+        steps_per_epoch: Annotated[Optional[int], typer.Option(min=1, help="Cap batches per epoch (smoke runs).")] = None,
+    ) -> None:
+        """The whole pipeline on the host CPU with the built-in digits data (minutes; resumable)."""
+        cfg = replace(QuickstartConfig(), epochs=epochs, max_latency_ms=max_latency_ms, pop=pop, gens=gens,
+                      seed=seed, steps_per_epoch=steps_per_epoch)
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        data = run_quickstart(cfg, out, until=until)
+        Console().print(summary_table(data))
+        Console().print(f"results: {Path(out) / 'quickstart.json'}")

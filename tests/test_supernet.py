@@ -124,3 +124,32 @@ def test_subnet_metadata_names_space_and_genes(rng):
     meta = Subnet(s, g).metadata()
     assert meta["space"]["name"] == "mbv2" and meta["genes"] == list(g)
     assert meta["space"]["width"] == 0.25 and "hwnas_version" in meta
+
+
+@pytest.mark.parametrize("size,kernel,stride", [(1, 7, 1), (2, 7, 1), (2, 5, 2), (3, 7, 2), (4, 7, 2), (1, 3, 1),
+                                                (5, 7, 1)])
+def test_kernel_crop_on_small_maps_is_exact(size, kernel, stride):
+    """A depthwise conv on a map smaller than its reach runs a cropped kernel: same output."""
+    import torch.nn.functional as F
+
+    from hwnas.nn.blocks import DynamicConv2d
+
+    conv = DynamicConv2d(6, 6, kernel, stride, kernel // 2, groups=6, bias=False)
+    x = torch.randn(3, 6, size, size)
+    ref = F.conv2d(x, conv.weight, None, stride, kernel // 2, 1, 6)
+    with torch.no_grad():
+        got = conv(x)
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=1e-6)
+
+
+def test_export_keeps_the_full_kernel(tmp_path):
+    """While exporting, the crop is off: the exported graph holds the architecture's kernel."""
+    import onnx
+
+    from hwnas.nn.blocks import DynamicConv2d
+
+    conv = DynamicConv2d(4, 4, 7, 1, 3, groups=4, bias=False).eval()
+    torch.onnx.export(conv, (torch.randn(1, 4, 1, 1),), str(tmp_path / "c.onnx"), dynamo=False)
+    shapes = [list(i.dims) for i in onnx.load(str(tmp_path / "c.onnx")).graph.initializer]
+    assert [4, 1, 7, 7] in shapes

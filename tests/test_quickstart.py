@@ -1,0 +1,45 @@
+"""`hwnas quickstart` end to end with tiny settings: every step, the resume, and the summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hwnas.errors import HwnasError
+from hwnas.quickstart import QuickstartConfig, run_quickstart, summary_table
+
+TINY = replace(QuickstartConfig(), epochs=1, steps_per_epoch=2, batch_size=32, pop=4, gens=1,
+               eval_batches=1, calib_batches=1)
+
+
+@pytest.mark.slow
+def test_quickstart_runs_every_step_and_resumes(tmp_path):
+    out = tmp_path / "qs"
+    first = run_quickstart(TINY, out, until="train")
+    assert list(first["steps"]) == ["train"]
+    ckpt = Path(first["steps"]["train"]["checkpoint"])
+    mtime = ckpt.stat().st_mtime_ns
+    data = run_quickstart(TINY, out)  # resumes: train is not run again
+    assert ckpt.stat().st_mtime_ns == mtime
+    s = data["steps"]
+    assert list(s) == ["train", "latency", "search", "export", "measure"]
+    # the shipped host table covers the quick-start settings (no profiling needed)
+    assert s["latency"]["profiled"] is False and s["latency"]["keys"] > 0
+    assert len(s["search"]["genes"]) == 21 and s["search"]["predicted_latency_ms"] <= s["search"]["budget_ms"]
+    for fmt in ("onnx", "tflite"):
+        assert Path(s["export"]["files"][fmt]).stat().st_size > 1000
+        assert s["export"]["max_abs_diff"][fmt] <= 1e-4
+    assert 0.0 <= s["export"]["test_top1_tflite"] <= 1.0
+    assert abs(s["export"]["test_top1_tflite"] - s["export"]["test_top1_torch"]) <= 0.02
+    assert s["measure"]["measured_ms"] > 0 and s["measure"]["predicted_ms"] > 0
+    assert json.loads((out / "quickstart.json").read_text())["steps"]["measure"] == s["measure"]
+    assert (out / "search" / "pareto.csv").exists() and (out / "export" / "subnet.pt").exists()
+    assert summary_table(data).row_count >= 10
+    # other settings in the same folder are refused, nothing overwritten
+    with pytest.raises(HwnasError, match="holds a quick start with other settings \\(epochs\\)"):
+        run_quickstart(replace(TINY, epochs=2), out)
+    with pytest.raises(HwnasError, match="--until 'deploy' is not a step"):
+        run_quickstart(TINY, out, until="deploy")

@@ -139,6 +139,10 @@ def export_cmd(
     name: Annotated[str, typer.Option(help="File name stem of the exported models.")] = "model",
     seed: Annotated[int, typer.Option(help="Seed for random weights (no checkpoint).")] = 0,
     check: Annotated[bool, typer.Option(help="Check runtime output against torch.")] = True,
+    quant: Annotated[str, typer.Option(help="none, int8 (int8 TFLite / ONNX QDQ) or mixed (k-bit weights in int8 containers, per-layer bits in the metadata).")] = "none",
+    bits: Annotated[Optional[str], typer.Option(help="--quant mixed: W,A bits for every searched block (default: the architecture's own bits).")] = None,
+    data: Annotated[Optional[str], typer.Option(help="--quant: dataset for calibration and the accuracy drop (default: the checkpoint's, else digits).")] = None,
+    calib_images: Annotated[int, typer.Option(min=1, help="--quant: calibration images.")] = 64,
 ) -> None:
     """Export one subnet to ONNX and/or TFLite, with metadata and a parity check."""
     import torch
@@ -152,6 +156,7 @@ def export_cmd(
     formats = {"both": ("onnx", "tflite"), "onnx": ("onnx",), "tflite": ("tflite",)}.get(fmt)
     if formats is None:
         raise HwnasError(f"--format {fmt!r} is not allowed; use onnx, tflite or both")
+    _check_quant_options(quant, formats, bits)  # before any model is built
     if checkpoint is not None:
         model = subnet_from_checkpoint(checkpoint, genes_text=genes, space_name=space,
                                        resolution=resolution)
@@ -164,6 +169,10 @@ def export_cmd(
         model = Subnet(sp, parse_genes(genes, sp))
         err.print(f"[yellow]note:[/] no --checkpoint: exporting randomly initialised weights (seed {seed})")
     meta = {**model.metadata(), "source_checkpoint": str(checkpoint) if checkpoint else None}
+    if quant != "none":  # ---- quantized export (hwnas.quant.export) ----
+        _export_quantized(model, sp, out_dir, quant=quant, formats=formats, bits=bits, data=data,
+                          checkpoint=checkpoint, calib_images=calib_images, name=name, meta=meta)
+        return
     results = export_model(model.eval(), out_dir, formats=formats, resolution=model.resolution,
                            in_channels=sp.in_channels, name=name, metadata=meta, check=check)
     atomic_write_json(Path(out_dir) / f"{name}.export.json",
@@ -177,6 +186,54 @@ def export_cmd(
     out.print(t)
 
 
+def _check_quant_options(quant: str, formats: tuple[str, ...], bits: str | None) -> None:
+    """``--quant`` / ``--bits`` errors (unknown mode, bits an int8 runtime cannot hold...)."""
+    if quant == "none":
+        if bits is not None:
+            raise HwnasError("--bits applies to --quant mixed only")
+        return
+    from hwnas.quant.export import check_quant_request, parse_bits
+
+    if quant not in ("int8", "mixed"):
+        raise HwnasError(f"--quant {quant!r} is not allowed; use none, int8 or mixed")
+    check_quant_request(quant, formats, parse_bits(bits))
+
+
+def _export_quantized(model, sp, out_dir: Path, *, quant: str, formats: tuple[str, ...], bits: str | None,
+                      data: str | None, checkpoint: Path | None, calib_images: int, name: str,
+                      meta: dict) -> None:
+    """``hwnas export --quant int8|mixed``: calibrate, export, measure on the test split, print."""
+    from hwnas.io import atomic_write_json
+    from hwnas.quant.export import cli_data, export_quantized, parse_bits
+
+    wa = parse_bits(bits)
+    calib, test, labelled, data_name = cli_data(data, checkpoint, resolution=model.resolution,
+                                                in_channels=sp.in_channels, num_classes=sp.num_classes,
+                                                calib_images=calib_images)
+    if not labelled:
+        err.print(f"[yellow]note:[/] {data_name} labels do not match the model's {sp.num_classes} "
+                  f"classes: parity only, no accuracy")
+    results = export_quantized(model.eval(), out_dir, quant=quant, formats=formats, calib=calib,
+                               eval_batches=test, labelled=labelled, resolution=model.resolution,
+                               in_channels=sp.in_channels, name=name, metadata=meta, bits=wa,
+                               calib_images=calib_images)
+    atomic_write_json(Path(out_dir) / f"{name}.{quant}.export.json",
+                      {**meta, "data": data_name, "results": [r.to_dict() for r in results]})
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f} %"
+
+    t = Table(title=f"{quant} export of a {sp.name} subnet ({data_name} test split, {results[0].n_images} images)")
+    for col in ("format", "file", "size", "max |diff| vs torch", "top-1 agreement", "accuracy",
+                "float accuracy", "drop (pp)"):
+        t.add_column(col)
+    for r in results:
+        t.add_row(r.format, r.path, f"{r.size_bytes / 1024:.1f} KiB", f"{r.max_abs_diff:.3g}",
+                  pct(r.top1_agreement), pct(r.accuracy), pct(r.float_accuracy),
+                  "-" if r.accuracy_drop is None else f"{r.accuracy_drop:+.1f}")
+    out.print(t)
+
+
 # ---- command groups that live next to their library code ----------------------------------------
 # Each module defines ``register(app: typer.Typer) -> None``; add one line per module here.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -184,6 +241,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hwnas.devices.commands",
     "hwnas.latency.commands",
     "hwnas.search.commands",
+    "hwnas.quickstart",
 )
 
 

@@ -6,7 +6,8 @@ Conventions (checked against ``torch.utils.flop_counter.FlopCounterMode`` and ``
   the papers call "FLOPs" (e.g. GreedyNAS "330M FLOPs", SPOS Table 3). BatchNorm, activations,
   residual adds, pooling and the SE channel scaling are not counted, as in those papers.
 * ``flops = 2 * macs``: one multiply and one add per MAC. This equals FlopCounterMode's total.
-* ``params`` counts trainable parameters (conv / linear weights and biases, BN affine): exactly
+* ``params`` counts trainable parameters (conv / linear weights and biases, BN affine, the PACT
+  clipping levels of quantized blocks): exactly
   ``sum(p.numel() for p in model.parameters())`` of the materialized subnet.
 * ``bitops = sum(macs_layer * w_bits * a_bits)`` (SPOS Sec. 4, mixed precision); full-precision
   layers count 32 x 32.
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.nn.blocks import se_channels
+from hwnas.quant.blocks import pact_count
 from hwnas.spaces.base import OpSpec, SearchSpace
 
 COST_FIELDS = ("macs", "flops", "params", "bitops", "peak_act_bytes")
@@ -56,7 +58,19 @@ def op_costs(op: OpSpec) -> OpCost:
     io = _numel(op.in_shape) + _numel(op.out_shape)
     if op.op == "conv":
         return OpCost(ho * wo * co * ci * k2, ci * co * k2 + _bn(co), io)
-    if op.op == "mbconv":
+    if op.op == "basic":  # conv3x3 (in -> mid, stride), conv3x3 (mid -> out), [1x1 shortcut]
+        mid = op.mid
+        macs = ho * wo * mid * ci * 9 + ho * wo * co * mid * 9
+        params = ci * mid * 9 + _bn(mid) + mid * co * 9 + _bn(co) + pact_count(op)
+        inner = mid * ho * wo
+        if op.stride != 1 or ci != co:
+            macs += ho * wo * co * ci
+            params += ci * co + _bn(co)
+            inner = max(inner, co * ho * wo)
+        return OpCost(macs, params, io + inner)
+    if op.op == "maxpool":
+        return OpCost(0, 0, io)
+    if op.op in ("mbconv", "qmbconv"):
         mid = op.mid
         macs = params = 0
         inner = mid * ho * wo
@@ -71,7 +85,7 @@ def op_costs(op: OpSpec) -> OpCost:
             macs += 2 * mid * r
             params += mid * r + r + r * mid + mid
         macs += ho * wo * mid * co
-        params += mid * co + _bn(co)
+        params += mid * co + _bn(co) + pact_count(op)
         return OpCost(macs, params, io + inner)
     if op.op in ("shuffle", "shuffle_x"):
         inp = ci if op.stride == 2 else ci // 2

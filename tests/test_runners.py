@@ -198,7 +198,7 @@ def test_host_runner_errors(tiny_models: dict[str, Path], tmp_path: Path) -> Non
 
 
 def test_registry() -> None:
-    assert runner_names() == ["tflite-host", "onnx-host", "tflite-adb", "onnx-adb"]
+    assert runner_names() == ["tflite-host", "onnx-host", "tflite-adb", "onnx-adb", "tflite-int8-host"]
     assert runner_class("tflite-adb") is BenchmarkModelRunner and runner_class("onnx-host") is OnnxHostRunner
     with pytest.raises(HwnasError, match="unknown runner 'tvm-adb'; allowed: tflite-host, onnx-host"):
         runner_class("tvm-adb")

@@ -81,6 +81,7 @@ CORE_SETS: tuple[str, ...] = ("big", "little", "all")
 RUNTIME_DELEGATES: Mapping[str, tuple[str, ...]] = {
     "tflite": ("cpu", "xnnpack", "gpu", "nnapi"),
     "onnx": ("cpu", "xnnpack", "nnapi", "qnn"),
+    "tflite-int8": ("cpu", "xnnpack"),  # int8-quantized TFLite models (hwnas.quant.export)
 }
 THERMAL_SOURCES: tuple[str, ...] = ("sysfs", "dumpsys", "none")
 

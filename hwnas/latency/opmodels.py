@@ -20,8 +20,8 @@ from hwnas.errors import HwnasError
 from hwnas.nn.blocks import build_op
 from hwnas.spaces.base import OpSpec
 
-#: runtime name -> model file suffix
-RUNTIME_SUFFIX = {"tflite": ".tflite", "onnx": ".onnx"}
+#: runtime name -> model file suffix (``tflite-int8``: int8-quantized TFLite, see hwnas.quant.export)
+RUNTIME_SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "tflite-int8": ".tflite"}
 
 
 def default_cache_dir() -> Path:
@@ -42,10 +42,15 @@ def check_runtime(runtime: str) -> str:
 
 
 def export_for_runtime(model: nn.Module, sample: torch.Tensor, path: Path, runtime: str) -> Path:
-    """Write ``model`` for ``runtime`` (TFLite via litert-torch, ONNX via torch.onnx)."""
+    """Write ``model`` for ``runtime`` (TFLite via litert-torch, ONNX via torch.onnx, int8 TFLite
+    calibrated on random inputs via :func:`hwnas.quant.export.export_int8_for_latency`)."""
     from hwnas.export import export_onnx, export_tflite
 
     model = model.eval()
+    if runtime == "tflite-int8":
+        from hwnas.quant.export import export_int8_for_latency
+
+        return export_int8_for_latency(model, sample, path)
     if runtime == "tflite":
         return export_tflite(model, path, sample, metadata=None)
     return export_onnx(model, path, sample, metadata=None, dynamo=False)

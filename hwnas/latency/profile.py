@@ -43,7 +43,7 @@ class ProfileConfig:
 
 #: rough host-independent throughput used only by --dry-run estimates before anything is measured
 _EST_MACS_PER_S = 2e9
-_EST_EXPORT_S = {"tflite": 2.0, "onnx": 0.1}
+_EST_EXPORT_S = {"tflite": 2.0, "onnx": 0.1, "tflite-int8": 4.0}
 
 
 def _runner_for(profile: DeviceProfile, runtime: str, transport: Any):

@@ -23,7 +23,7 @@ import torch
 
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json
-from hwnas.latency.opmodels import export_for_runtime
+from hwnas.latency.opmodels import RUNTIME_SUFFIX, export_for_runtime
 from hwnas.latency.predict import LatencyPredictor
 from hwnas.latency.table import LatencyTable, now_iso, space_tag
 from hwnas.spaces.base import SearchSpace
@@ -73,7 +73,7 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
             if rec is None:
                 torch.manual_seed(0)
                 model = Subnet(space, g).eval()
-                suffix = ".tflite" if runtime == "tflite" else ".onnx"
+                suffix = RUNTIME_SUFFIX[runtime]
                 path = Path(tmp) / f"subnet{i}{suffix}"
                 export_for_runtime(model, torch.randn(1, space.in_channels, space.resolution,
                                                       space.resolution), path, runtime)

@@ -36,6 +36,27 @@ def activation(name: str) -> nn.Module:
     raise ValueError(f"unknown activation {name!r}")
 
 
+def _exporting() -> bool:
+    """True while torch.export / the ONNX exporter / TorchScript tracing records the graph."""
+    return bool(torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing())
+
+
+def _kernel_reach(x: torch.Tensor, padding: tuple[int, ...] | str) -> tuple[int, int] | None:
+    """Half-sizes of the kernel taps that can touch the input, when smaller than the padding.
+
+    With 'same' padding ``p = k // 2`` an output reads inputs ``o*s + u - p``; on an ``H``-high map
+    only taps ``|u - p| <= H - 1`` ever land inside it, for any stride. Returns None when nothing
+    can be cropped.
+    """
+    if isinstance(padding, str):
+        return None
+    ph, pw = padding
+    ch, cw = min(ph, x.shape[2] - 1), min(pw, x.shape[3] - 1)
+    if ch == ph and cw == pw:
+        return None
+    return ch, cw
+
+
 class DynamicConv2d(nn.Conv2d):
     """A Conv2d that can run on a prefix of its channels.
 
@@ -43,16 +64,42 @@ class DynamicConv2d(nn.Conv2d):
     conv follows its input). At full width it is a plain ``nn.Conv2d`` call.
     """
 
+    #: run a cropped kernel on maps smaller than its reach (exact; see forward). Turn it off with
+    #: :func:`set_kernel_crop` to execute, e.g. for a FLOP counter, the architecture's full kernel.
+    crop_small_maps: bool = True
+
     def forward(self, x: torch.Tensor, out_channels: int | None = None) -> torch.Tensor:  # type: ignore[override]
-        in_c = x.shape[1]
+        weight, bias, groups = self.active(x.shape[1], out_channels)
+        padding = self.padding
+        reach = _kernel_reach(x, self.padding)
+        if reach is not None and self.crop_small_maps and not _exporting():
+            # Only the central 2*(H-1)+1 taps ever meet a real pixel: crop them (exact), because
+            # oneDNN runs 7x7 depthwise convs on 1x1 / 2x2 maps ~50x slower than 3x3 ones.
+            (ch, cw), (ph, pw) = reach, self.padding
+            weight = weight[..., ph - ch: ph + ch + 1, pw - cw: pw + cw + 1]
+            padding = (ch, cw)
+        elif weight is self.weight:
+            return super().forward(x)
+        return F.conv2d(x, weight, bias, self.stride, padding, self.dilation, groups)
+
+    def active(self, in_c: int, out_channels: int | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """The (weight, bias, groups) prefix that runs on ``in_c`` input channels."""
         depthwise = self.groups > 1 and self.groups == self.in_channels
         out_c = in_c if depthwise else (self.out_channels if out_channels is None else out_channels)
         if in_c == self.in_channels and out_c == self.out_channels:
-            return super().forward(x)
+            return self.weight, self.bias, self.groups
         weight = self.weight[:out_c] if depthwise else self.weight[:out_c, :in_c]
         bias = None if self.bias is None else self.bias[:out_c]
-        groups = in_c if depthwise else self.groups
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
+        return weight, bias, (in_c if depthwise else self.groups)
+
+
+def set_kernel_crop(model: nn.Module, enabled: bool) -> nn.Module:
+    """Enable or disable the exact small-map kernel crop on every DynamicConv2d of ``model``."""
+    for m in model.modules():
+        if isinstance(m, DynamicConv2d):
+            m.crop_small_maps = enabled
+    return model
 
 
 class DynamicBatchNorm2d(nn.BatchNorm2d):
@@ -241,6 +288,17 @@ class GlobalAvgPool(nn.Module):
         return x.mean((2, 3))
 
 
+class MaxPool(nn.Module):
+    """k x k max pooling with padding k // 2 (the ResNet stem's 3x3 stride-2 pool)."""
+
+    def __init__(self, spec: OpSpec) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(spec.kernel, spec.stride, spec.kernel // 2)
+
+    def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
+        return self.pool(x)
+
+
 class Classifier(nn.Module):
     """Final fully connected layer."""
 
@@ -259,6 +317,7 @@ BLOCKS: dict[str, type[nn.Module]] = {
     "shuffle_x": ShuffleXceptionBlock,
     "gap": GlobalAvgPool,
     "linear": Classifier,
+    "maxpool": MaxPool,
 }
 
 
@@ -269,3 +328,8 @@ def build_op(spec: OpSpec) -> nn.Module:
     except KeyError:
         raise ValueError(f"no builder for op type {spec.op!r}") from None
     return cls(spec)
+
+
+# the quantized blocks (``basic``, ``qmbconv``) register themselves into BLOCKS; they build on the
+# classes above, hence the import at the end.
+from hwnas.quant import blocks as _quant_blocks  # noqa: E402,F401

@@ -150,6 +150,14 @@ class TfliteHostRunner(HostRunner):
         return interpreter.invoke
 
 
+class TfliteInt8HostRunner(TfliteHostRunner):
+    """``tflite-int8-host``: :class:`TfliteHostRunner` for the ``tflite-int8`` runtime (int8-quantized
+    models, int8 inputs fed with random values over the full range)."""
+
+    name = "tflite-int8-host"
+    runtime = "tflite-int8"
+
+
 _ORT_DTYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
     "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16,

@@ -1,13 +1,14 @@
 """Runner registry: one name per (runtime, where) pair and one factory, :func:`create_runner`.
 
-=============  =====================================================  ==================
-name           what                                                   needs
-=============  =====================================================  ==================
-tflite-host    LiteRT interpreter in this process                     profile
-onnx-host      onnxruntime InferenceSession in this process           profile
-tflite-adb     TFLite ``benchmark_model`` through a transport         profile, transport
-onnx-adb       ``onnxruntime_perf_test`` through a transport          profile, transport
-=============  =====================================================  ==================
+================  =====================================================  ==================
+name              what                                                   needs
+================  =====================================================  ==================
+tflite-host       LiteRT interpreter in this process                     profile
+onnx-host         onnxruntime InferenceSession in this process           profile
+tflite-adb        TFLite ``benchmark_model`` through a transport         profile, transport
+onnx-adb          ``onnxruntime_perf_test`` through a transport          profile, transport
+tflite-int8-host  LiteRT interpreter, int8 models (runtime tflite-int8)  profile
+================  =====================================================  ==================
 
 Runner modules are imported only when their runner is created, so listing runners or using the
 ADB runners never imports onnxruntime or LiteRT.
@@ -29,6 +30,7 @@ RUNNERS: Mapping[str, str] = MappingProxyType({
     "onnx-host": "hwnas.runners.host:OnnxHostRunner",
     "tflite-adb": "hwnas.runners.benchmark_model:BenchmarkModelRunner",
     "onnx-adb": "hwnas.runners.ort_perf_test:OrtPerfTestRunner",
+    "tflite-int8-host": "hwnas.runners.host:TfliteInt8HostRunner",
 })
 _DEVICE_RUNNERS = frozenset({"tflite-adb", "onnx-adb"})
 

@@ -22,8 +22,9 @@ from hwnas.errors import HwnasError
 
 Shape = tuple[int, int, int]  # (C, H, W)
 
-#: op types a space may emit; each has a builder in hwnas.nn.build and a cost in hwnas.cost.
-OP_TYPES = ("conv", "mbconv", "shuffle", "shuffle_x", "gap", "linear", "basic")
+#: op types a space may emit; each has a builder in ``hwnas.nn.blocks.BLOCKS`` and a cost in
+#: hwnas.cost. ``basic`` (ResNet basic block) and ``qmbconv`` (MBConv) quantize at the spec's bits.
+OP_TYPES = ("conv", "mbconv", "shuffle", "shuffle_x", "gap", "linear", "basic", "maxpool", "qmbconv")
 
 
 @dataclass(frozen=True)

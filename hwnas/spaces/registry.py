@@ -52,4 +52,4 @@ def space_from_config(config: Mapping[str, Any]):
 
 def _load_builtin() -> None:
     # importing the modules registers their spaces
-    from hwnas.spaces import mbv2, shufflenetv2  # noqa: F401
+    from hwnas.spaces import mbv2, mbv2_mp, resnet_mp, shufflenetv2  # noqa: F401

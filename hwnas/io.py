@@ -21,10 +21,11 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], object])
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        # mkstemp makes 0600: start from the usual file mode; a writer may set its own (copymode)
+        os.chmod(tmp_path, 0o666 & ~_umask())
         writer(tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

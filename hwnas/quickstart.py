@@ -47,9 +47,9 @@ class QuickstartConfig:
     resolution: int = 32
     data: str = "digits"
     strategy: str = "greedy"
-    epochs: int = 15
+    epochs: int = 10
     batch_size: int = 64
-    lr: float | None = 0.1
+    lr: float | None = 0.05
     steps_per_epoch: int | None = None
     device: str = "host"
     runtime: str = "tflite"
@@ -335,7 +335,13 @@ def register(app: typer.Typer) -> None:
         """The whole pipeline on the host CPU with the built-in digits data (minutes; resumable)."""
         cfg = replace(QuickstartConfig(), epochs=epochs, max_latency_ms=max_latency_ms, pop=pop, gens=gens,
                       seed=seed, steps_per_epoch=steps_per_epoch)
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        data = run_quickstart(cfg, out, until=until)
+        from hwnas.train.loop import TrainingInterrupted
+
+        try:
+            data = run_quickstart(cfg, out, until=until)
+        except TrainingInterrupted as exc:
+            Console(stderr=True).print(f"[yellow]interrupted:[/] {exc}; run the same command again to resume",
+                                       highlight=False, soft_wrap=True)
+            raise typer.Exit(code=exc.exit_code) from None
         Console().print(summary_table(data))
         Console().print(f"results: {Path(out) / 'quickstart.json'}")

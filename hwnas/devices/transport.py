@@ -30,6 +30,8 @@ Use :func:`open_transport` to build one from a device profile's ``[connection]``
 
 from __future__ import annotations
 
+import abc
+
 import contextlib
 import os
 import re
@@ -166,7 +168,7 @@ class _ConnectionLost(Exception):
     """The connection to the device failed or dropped; the operation may be retried."""
 
 
-class _RetryingTransport:
+class _RetryingTransport(abc.ABC):
     """Shared retry loop: run an operation, reconnect and back off on :class:`_ConnectionLost`."""
 
     name: str
@@ -182,14 +184,17 @@ class _RetryingTransport:
         self.max_delay = max_delay
         self._lock = threading.RLock()
 
-    def _connect(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _connect(self) -> None:
+        """Implemented by each transport."""
 
-    def _disconnect(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _disconnect(self) -> None:
+        """Implemented by each transport."""
 
-    def _is_connected(self) -> bool:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _is_connected(self) -> bool:
+        """Implemented by each transport."""
 
     def _retrying(self, what: str, op: Callable[[], _T]) -> _T:
         """Run ``op`` with up to ``attempts`` tries; connect first when needed."""

@@ -30,3 +30,16 @@ def _seed_torch():
     torch.manual_seed(0)
     torch.set_num_threads(1)  # deterministic and no oversubscription on a 2-core machine
     yield
+
+
+def run_cli(args, capsys):
+    """Run the ``hwnas`` CLI in process: ``(exit code, stdout, stderr)``."""
+    from hwnas.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    o = capsys.readouterr()
+    return code, o.out, o.err

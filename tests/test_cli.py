@@ -6,27 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_space
+from conftest import run_cli, tiny_space
 from hwnas.checkpoint import save_checkpoint
-from hwnas.cli import main
 from hwnas.export import read_onnx_metadata, run_onnx
 from hwnas.supernet import build_supernet, materialize
 
 TINY = ["--width", "0.25", "--resolution", "32", "--num-classes", "10"]
 
 
-def run(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    o = capsys.readouterr()
-    return code, o.out, o.err
-
 
 def test_spaces_lists_exact_sizes(capsys):
-    code, out, _ = run(["spaces", "--json"], capsys)
+    code, out, _ = run_cli(["spaces", "--json"], capsys)
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
     assert int(rows["mbv2"]["size"]) == 6**6 * 7**15
@@ -34,9 +24,9 @@ def test_spaces_lists_exact_sizes(capsys):
 
 
 def test_arch_sample_json_is_seeded(capsys):
-    _, a, _ = run(["arch", "sample", "-s", "mbv2", "-n", "4", "--seed", "3", "--json"], capsys)
-    _, b, _ = run(["arch", "sample", "-s", "mbv2", "-n", "4", "--seed", "3", "--json"], capsys)
-    _, c, _ = run(["arch", "sample", "-s", "mbv2", "-n", "4", "--seed", "4", "--json"], capsys)
+    _, a, _ = run_cli(["arch", "sample", "-s", "mbv2", "-n", "4", "--seed", "3", "--json"], capsys)
+    _, b, _ = run_cli(["arch", "sample", "-s", "mbv2", "-n", "4", "--seed", "3", "--json"], capsys)
+    _, c, _ = run_cli(["arch", "sample", "-s", "mbv2", "-n", "4", "--seed", "4", "--json"], capsys)
     assert a == b != c
     data = json.loads(a)
     assert len(data["archs"]) == 4 and all(len(r["genes"]) == 21 for r in data["archs"])
@@ -48,13 +38,13 @@ def test_arch_show_decodes_and_costs(capsys, tmp_path):
     g = s.largest()
     f = tmp_path / "g.json"
     f.write_text(json.dumps({"genes": list(g)}))
-    code, out, _ = run(["arch", "show", "-s", "mbv2", "-g", f"@{f}", "--json", *TINY], capsys)
+    code, out, _ = run_cli(["arch", "show", "-s", "mbv2", "-g", f"@{f}", "--json", *TINY], capsys)
     assert code == 0
     data = json.loads(out)
     assert data["blocks"][0]["choice"] == "k7e6"
     from hwnas.cost import arch_costs
     assert data["costs"]["macs"] == arch_costs(s, g).macs
-    code, out, _ = run(["arch", "show", "-s", "mbv2", "-g", ",".join(map(str, g))], capsys)
+    code, out, _ = run_cli(["arch", "show", "-s", "mbv2", "-g", ",".join(map(str, g))], capsys)
     assert code == 0 and "MACs" in out and "BitOps" in out
 
 
@@ -67,7 +57,7 @@ def test_arch_show_decodes_and_costs(capsys, tmp_path):
     (["arch", "sample", "-s", "mbv2", "--width", "-1"], "width of space 'mbv2' must be > 0"),
 ])
 def test_errors_are_one_line_exit_2(args, message, capsys):
-    code, out, err = run(args, capsys)
+    code, out, err = run_cli(args, capsys)
     assert code == 2
     assert message in " ".join(err.split())
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
@@ -83,15 +73,15 @@ def _supernet_ckpt(tmp_path, name="mbv2"):
 def test_export_errors(capsys, tmp_path):
     s, _, path = _supernet_ckpt(tmp_path, "shufflenetv2")
     genes = ",".join(map(str, s.smallest()))
-    code, _, err = run(["export", "-s", "mbv2", "-g", genes, "--checkpoint", str(path), "-o", str(tmp_path)], capsys)
+    code, _, err = run_cli(["export", "-s", "mbv2", "-g", genes, "--checkpoint", str(path), "-o", str(tmp_path)], capsys)
     assert code == 2 and "is for space 'shufflenetv2', not 'mbv2'" in err
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00" * 100)
-    code, _, err = run(["export", "-g", genes, "--checkpoint", str(bad), "-o", str(tmp_path)], capsys)
+    code, _, err = run_cli(["export", "-g", genes, "--checkpoint", str(bad), "-o", str(tmp_path)], capsys)
     assert code == 2 and "cannot read checkpoint" in err
-    code, _, err = run(["export", "-g", genes, "-o", str(tmp_path)], capsys)
+    code, _, err = run_cli(["export", "-g", genes, "-o", str(tmp_path)], capsys)
     assert code == 2 and "--space is required" in err
-    code, _, err = run(["export", "-s", "shufflenetv2", "-g", genes, "-o", str(tmp_path), "-f", "pb", *TINY], capsys)
+    code, _, err = run_cli(["export", "-s", "shufflenetv2", "-g", genes, "-o", str(tmp_path), "-f", "pb", *TINY], capsys)
     assert code == 2 and "--format 'pb' is not allowed" in err
     assert not list(tmp_path.glob("model.*"))  # nothing written on bad input
 
@@ -101,7 +91,7 @@ def test_export_from_supernet_checkpoint(capsys, tmp_path, rng):
     s, net, path = _supernet_ckpt(tmp_path)
     g = s.sample(rng)
     out_dir = tmp_path / "out"
-    code, out, err = run(["export", "-g", ",".join(map(str, g)), "--checkpoint", str(path),
+    code, out, err = run_cli(["export", "-g", ",".join(map(str, g)), "--checkpoint", str(path),
                           "-f", "onnx", "-o", str(out_dir)], capsys)
     assert code == 0, err
     meta = read_onnx_metadata(out_dir / "model.onnx")

@@ -13,22 +13,13 @@ from pathlib import Path
 import pytest
 
 from conftest_adb import adb_client, adb_env, adb_test_key, loopback_adbd, make_loopback_adbd  # noqa: F401
-from hwnas.cli import main
+from conftest import run_cli
 from hwnas.devices.commands import attached_serial, check_device, resolve_device
 from hwnas.devices.profiles import load_profile
 from hwnas.errors import HwnasError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real-outputs"
 
-
-def run(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    o = capsys.readouterr()
-    return code, o.out, o.err
 
 
 @pytest.fixture
@@ -72,16 +63,16 @@ fixed_pause_s = 0.0
 
 
 def test_devices_list_and_show(capsys):
-    code, out, _ = run(["devices", "list"], capsys)
+    code, out, _ = run_cli(["devices", "list"], capsys)
     assert code == 0
     for name in ("host", "s22", "tab-s8", "mate50", "watch", "sd855-hdk"):
         assert name in out
-    code, out, _ = run(["devices", "show", "s22", "--serial", "R5CT1234"], capsys)
+    code, out, _ = run_cli(["devices", "show", "s22", "--serial", "R5CT1234"], capsys)
     assert code == 0 and '"serial": "R5CT1234"' in out and '"big_mask": "f0"' in out
 
 
 def test_devices_check_unknown_and_unattached(capsys):
-    code, _, err = run(["devices", "check", "pixel99"], capsys)
+    code, _, err = run_cli(["devices", "check", "pixel99"], capsys)
     assert code == 2 and "pixel99" in err and "s22" in err
 
 

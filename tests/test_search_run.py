@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_space
+from conftest import run_cli, tiny_space
 from hwnas.checkpoint import save_checkpoint
-from hwnas.cli import main
 from hwnas.cost import CostModel
 from hwnas.errors import HwnasError
 from hwnas.search.algorithms import initial_from_checkpoint
@@ -161,15 +160,6 @@ def test_initial_population_from_the_candidate_pool(space, cm, macs_median):
     fits = initial[p.cheap_feasible(initial)][:20]  # violators are ditched, best first
     assert np.array_equal(p.history.genes[: len(fits)], fits)
 
-
-def run_cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    o = capsys.readouterr()
-    return code, o.out, o.err
 
 
 def test_cli_search_with_space_and_checkpoint(space, macs_median, tmp_path, capsys):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import run_cli
 from hwnas.checkpoint import load_checkpoint
-from hwnas.cli import main
 from hwnas.spaces import create_space
 from hwnas.supernet import build_supernet
 from hwnas.train import TrainConfig, train_supernet
@@ -44,15 +44,6 @@ REPO = Path(__file__).resolve().parents[1]
 def cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**TINY, **kw})
 
-
-def run_cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    o = capsys.readouterr()
-    return code, o.out, o.err
 
 
 def trained_paths(config: TrainConfig, space, steps: int):

@@ -11,15 +11,6 @@ from hwnas.data import ImageSplit, dataset_names, load_data, take_batches, train
 from hwnas.errors import HwnasError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the 2 shared cores are oversubscribed, and spinning OpenMP threads
-    make small convolutions many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def digits():

@@ -16,15 +16,6 @@ from hwnas.train import (EvalResult, SubnetEvaluator, TrainConfig, evaluate_many
 from hwnas.train.evaluate import evaluate_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the 2 shared cores are oversubscribed, and spinning OpenMP threads
-    make small convolutions many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):

@@ -25,12 +25,6 @@ from hwnas.supernet import Subnet, recalibrate_bn
 RES = 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads are ~100x slower."""
-    torch.set_num_threads(1)
-    yield
-
 
 @pytest.fixture(scope="module")
 def digits():
@@ -184,16 +178,10 @@ def test_quant_request_errors(tmp_path, digits):
 
 def test_cli_export_quant(tmp_path, capsys):
     """``hwnas export --quant mixed`` end to end (ONNX), and its errors (one line, exit code 2)."""
-    from hwnas.cli import main
+    from conftest import run_cli
 
     def run(args):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        o = capsys.readouterr()
-        return code, o.out, o.err
+        return run_cli(args, capsys)
 
     genes = ",".join(map(str, MP_GENES))
     common = ["export", "-s", "resnet18-mp", "--width", "0.25", "--resolution", "16", "--num-classes", "10",

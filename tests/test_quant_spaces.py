@@ -19,12 +19,6 @@ from hwnas.supernet import Subnet, build_supernet, materialize
 MP_CASES = [("resnet18-mp", 32), ("resnet18-mp", 72), ("resnet34-mp", 32), ("mbv2-mp", 32)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads are ~100x slower."""
-    torch.set_num_threads(1)
-    yield
-
 
 def mp_space(name, resolution=32, width=0.25):
     return create_space(name, width=width, resolution=resolution, num_classes=10)

@@ -16,12 +16,6 @@ from hwnas.quant.quantizers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads are ~100x slower."""
-    torch.set_num_threads(1)
-    yield
-
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
 @pytest.mark.parametrize("per_channel", [True, False])

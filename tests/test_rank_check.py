@@ -6,19 +6,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from hwnas.cli import main
 from hwnas.train import TrainConfig, train_supernet
 from hwnas.train.rank_check import correlations
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_correlations():

@@ -17,15 +17,6 @@ from hwnas.train.samplers import (CandidatePool, GreedySampler, SamplerContext, 
                                   sampler_names)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the 2 shared cores are oversubscribed, and spinning OpenMP threads
-    make small convolutions many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _roundtrip(state):
     """Through torch.save / torch.load(weights_only=True), as in a checkpoint."""

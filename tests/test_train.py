@@ -24,15 +24,6 @@ from hwnas.train.loop import read_run_config
 from hwnas.train.samplers import PathSampler, SamplerContext, create_sampler, register_sampler
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the 2 shared cores are oversubscribed, and spinning OpenMP threads
-    make small convolutions many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 TINY = dict(space="mbv2", width=0.25, resolution=16, data="digits", batch_size=32, lr=0.05,
             workers=0, steps_per_epoch=3, epochs=2, log_every=1, greedy_m=4, greedy_k=2,
             score_batch=64, warmup_steps=2)

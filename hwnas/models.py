@@ -16,9 +16,22 @@ def supernet_from_checkpoint(path: str | Path, space_name: str | None = None) ->
     ckpt = load_checkpoint(path, expect_space=space_name)
     if ckpt["kind"] != "supernet":
         raise HwnasError(f"checkpoint {path} holds a {ckpt['kind']}, not a supernet")
-    net = build_supernet(space_of(ckpt))
-    _load_state(net, ckpt["model"], path)
+    net = _supernet_for(ckpt, space_of(ckpt), path)
     return net.eval(), ckpt
+
+
+def sharing_of(ckpt: dict) -> str:
+    """The weight sharing a supernet checkpoint was trained with (``independent`` before it was stored)."""
+    return str(ckpt.get("sharing", "independent"))
+
+
+def _supernet_for(ckpt: dict, space, path) -> Supernet:
+    try:
+        net = build_supernet(space, sharing_of(ckpt))
+    except HwnasError as exc:
+        raise HwnasError(f"checkpoint {path}: {exc}") from None
+    _load_state(net, ckpt["model"], path)
+    return net
 
 
 def _load_state(model, state, path) -> None:
@@ -40,8 +53,7 @@ def subnet_from_checkpoint(path: str | Path, *, genes_text: str | None, space_na
     if ckpt["kind"] == "supernet":
         if genes is None:
             raise HwnasError(f"checkpoint {path} is a supernet: pass --genes to pick a subnet")
-        net = build_supernet(space)
-        _load_state(net, ckpt["model"], path)
+        net = _supernet_for(ckpt, space, path)
         return materialize(net.eval(), genes).eval()
     stored = tuple(ckpt["genes"])
     if genes is not None and genes != stored:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -108,20 +109,36 @@ def test_host_profile_resumes_and_refuses_overwrite(tmp_path):
     seen = []
     t1 = profile_device(host, s, cfg, tables_dir=tmp_path, cache=OpModelCache("onnx", cache_dir),
                         on_progress=lambda k, d, n: seen.append((k, d, n)))
-    assert len(t1.entries) == 3 and [d for _, d, _ in seen] == [1, 2, 3]
+    # 3 exports, then 3 rounds round-robin over the 3 keys
+    keys = list(t1.entries)
+    assert len(keys) == 3 and [d for _, d, _ in seen] == list(range(1, 13)) and seen[-1][2] == 12
+    assert [k for k, _, _ in seen[3:]] == keys * 3
     path = table_path("host", "mbv2", "onnx", tmp_path)
     on_disk = LatencyTable.load(path)
     assert on_disk.entries == t1.entries
     meta = on_disk.metadata
     assert meta["runtime"] == "onnx" and meta["runtime_version"] != "unknown" and meta["runs"] == 10
+    assert meta["rounds"] == 3
+    canary = meta["last_profile_canary"]  # the guard ran: its canary was timed and is recorded
+    assert canary["canary_best_ms"] > 0 and canary["canary_checks"] >= 3
     for e in on_disk.entries.values():
-        assert 0 < e["min_ms"] <= e["median_ms"] <= e["max_ms"] and e["count"] >= 5
+        assert 0 < e["min_ms"] <= e["median_ms"] <= e["max_ms"] and e["count"] >= 15
+        medians = sorted(r["median_ms"] for r in e["rounds"])
+        assert len(medians) == 3 and e["median_ms"] == medians[1]
     with pytest.raises(HwnasError, match="already holds 3 measured keys: pass --resume"):
         profile_device(host, s, cfg, tables_dir=tmp_path, cache=OpModelCache("onnx", cache_dir))
     plan = plan_profile(host, s, ProfileConfig(runtime="onnx"), tmp_path)
     assert plan.measured == 3 and len(plan.keys) == len(space_ops(s)) - 3 and plan.estimate_s > 0
     t2 = profile_device(host, s, cfg, tables_dir=tmp_path, resume=True, cache=OpModelCache("onnx", cache_dir))
     assert len(t2.entries) == 6 and set(t1.entries) < set(t2.entries)
+    # a key left with fewer rounds (a profile stopped mid-round) gets only the missing rounds
+    cut = t2.entries[keys[0]]
+    cut["rounds"] = cut["rounds"][:1]
+    t2.save()
+    seen.clear()
+    t3 = profile_device(host, s, replace(cfg, max_keys=1), tables_dir=tmp_path, resume=True,
+                        cache=OpModelCache("onnx", cache_dir), on_progress=lambda k, d, n: seen.append(k))
+    assert seen == [keys[0]] * 3 and len(t3.entries[keys[0]]["rounds"]) == 3
     with pytest.raises(HwnasError, match="measured with threads=1, this profile uses threads=2"):
         profile_device(host, s, ProfileConfig(runtime="onnx", threads=2), tables_dir=tmp_path, resume=True)
 
@@ -170,7 +187,7 @@ def test_profile_over_adb_survives_a_drop_and_resumes_after_losing_the_device(
     profile = load_profile(_loopback_profile(tmp_path, dev.port))
     s = tiny_space("mbv2", resolution=16)
     cache = OpModelCache("onnx", tmp_path / "cache")
-    cfg = ProfileConfig(runtime="onnx", warmup=1, runs=5, max_keys=2, cool_down=False)
+    cfg = ProfileConfig(runtime="onnx", warmup=1, runs=5, max_keys=2, cool_down=False, canary=False)
 
     def transport():
         return profile.open_transport(key_path=adb_test_key, attempts=2, base_delay=0.01, max_delay=0.02)
@@ -203,19 +220,23 @@ def test_calibrate_and_validate_on_host(tmp_path):
 
     s = tiny_space("mbv2", resolution=16)
     host = load_profile("host")
-    cfg = ProfileConfig(runtime="onnx", warmup=2, runs=8, cool_down=False)
+    cfg = ProfileConfig(runtime="onnx", warmup=2, runs=8, cool_down=False, canary=False)
     table = profile_device(host, s, cfg, tables_dir=tmp_path, cache=OpModelCache("onnx", tmp_path / "c"))
     assert not table.missing(space_ops(s))
+    from hwnas.latency.opmodels import SubnetModelCache
+
     runner = create_runner("onnx-host", host)
-    cal = calibrate(table, s, runner, n=4, threads=1)
+    subnets = SubnetModelCache(s, "onnx", tmp_path / "subnets")
+    cal = calibrate(table, s, runner, n=4, threads=1, cache=subnets, canary=False)
     assert cal["n"] == 6 and cal["scale"] > 0
     assert LatencyTable.load(table.path).calibration(space_tag(s))["scale"] == cal["scale"]
-    rep = validate(table, s, runner, n=6, threads=1)
+    rep = validate(table, s, runner, n=6, threads=1, cache=subnets, canary=False)
+    assert len(list(subnets.dir.glob("*.onnx"))) == 12  # 4 + 2 calibration, 6 validation subnets
     assert rep.n == 6 and rep.calibrated and 0 <= rep.within_10pct <= 1
     assert rep.mape < 0.5  # a sane table on this machine is far better; this catches a broken one
     assert Path(rep.plot).stat().st_size > 5000
     saved = json.loads(table.path.with_name(f"{table.path.stem}.{space_tag(s)}.validation.json").read_text())
     assert len(saved["measured_ms"]) == 6 and saved["kendall_tau"] == rep.kendall_tau
     # measurements are stored: validating again re-measures nothing and gives the same figures
-    rep2 = validate(table, s, runner, n=6, threads=1)
+    rep2 = validate(table, s, runner, n=6, threads=1, cache=subnets, canary=False)
     assert rep2.mape == rep.mape

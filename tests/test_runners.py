@@ -10,6 +10,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from importlib import metadata
+import time
 from pathlib import Path
 
 import pytest
@@ -165,12 +166,47 @@ def stepping_clock(durations_ms: list[float]) -> Callable[[], int]:
 
 def test_host_runner_times_only_the_timed_runs_and_rejects_outliers(tiny_models: dict[str, Path]) -> None:
     durations = [50.0, 7.0, 1.0, 1.1, 0.9, 1.0, 100.0, 1.05, 0.95, 1.0]  # the first 2 are warm-up runs
-    runner = TfliteHostRunner(load_profile("host"), clock_ns=stepping_clock(durations))
+    runner = TfliteHostRunner(load_profile("host"), clock_ns=stepping_clock(durations),
+                              load_probe=lambda: 1)
     m = runner.measure(tiny_models["tflite"], runs=8, warmup=2)
     assert m.times_ms == (1.0, 1.1, 0.9, 1.0, 100.0, 1.05, 0.95, 1.0)
     assert (m.outliers_rejected, m.runs, m.max_ms, m.min_ms) == (1, 7, 1.1, 0.9)
     assert m.mean_ms == pytest.approx(7.0 / 7)
     assert (m.init_ms, m.first_ms) == (2.0, 50.0)
+
+
+def test_host_runner_repeats_a_repetition_that_ran_next_to_a_busy_task(tiny_models: dict[str, Path]) -> None:
+    """Another runnable task before or after a repetition: wait, measure that repetition again;
+    what was seen is recorded, and a machine that never calms down is reported, not hidden."""
+    from hwnas.runners.host import CONTENTION_PAUSE_S, CONTENTION_RETRIES
+
+    probes = iter([1, 3, 1, 1, 1, 1])  # repetition 1: busy after its runs, then quiet; repetition 2 quiet
+    pauses: list[float] = []
+    runner = TfliteHostRunner(load_profile("host"), load_probe=lambda: next(probes), sleep=pauses.append)
+    m = runner.measure(tiny_models["tflite"], runs=3, warmup=1, repetitions=2, cool_down=False)
+    assert pauses == [CONTENTION_PAUSE_S]
+    assert m.extra == {"contended_repetitions": 0, "busy_tasks_max": 2}
+    assert m.runs <= 6 and len(m.times_ms) == 6  # the disturbed attempt's runs are not kept
+
+    pauses.clear()
+    busy = TfliteHostRunner(load_profile("host"), load_probe=lambda: 4, sleep=pauses.append)
+    m = busy.measure(tiny_models["tflite"], runs=2, warmup=0, repetitions=2, cool_down=False)
+    assert pauses == [CONTENTION_PAUSE_S] * (2 * CONTENTION_RETRIES)
+    assert m.extra == {"contended_repetitions": 2, "busy_tasks_max": 3}
+
+
+def test_running_tasks_sees_a_busy_process() -> None:
+    """The real probe (Linux /proc/stat) counts a spinning child next to the reader."""
+    from hwnas.runners.host import running_tasks
+
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        seen = max(running_tasks() for _ in range(20))
+    finally:
+        child.kill()
+        child.wait()
+    assert seen >= 2
 
 
 def test_host_runner_errors(tiny_models: dict[str, Path], tmp_path: Path) -> None:

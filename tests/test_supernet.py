@@ -4,7 +4,8 @@ import torch
 
 from conftest import SPACE_NAMES, tiny_space
 from hwnas.nn.blocks import DynamicBatchNorm2d
-from hwnas.supernet import PathModule, Subnet, build_supernet, materialize, recalibrate_bn
+from hwnas.errors import HwnasError
+from hwnas.supernet import SHARING, PathModule, Subnet, build_supernet, materialize, recalibrate_bn
 
 
 def _perturb_bn(net, space, rng, steps=4, res=32):
@@ -16,11 +17,13 @@ def _perturb_bn(net, space, rng, steps=4, res=32):
     net.eval()
 
 
+@pytest.mark.parametrize("sharing", SHARING)
 @pytest.mark.parametrize("name", SPACE_NAMES)
-def test_materialized_subnet_equals_supernet_path(name, rng):
-    """20 random archs plus smallest and largest: eval outputs agree within 1e-5."""
+def test_materialized_subnet_equals_supernet_path(name, sharing, rng):
+    """20 random archs plus smallest and largest: eval outputs agree within 1e-5, for both
+    weight-sharing styles (elastic: centre-cropped kernels, prefix widths, optional SE)."""
     s = tiny_space(name)
-    net = build_supernet(s)
+    net = build_supernet(s, sharing)
     _perturb_bn(net, s, rng)
     archs = [s.sample(rng) for _ in range(20)] + [s.smallest(), s.largest()]
     x = torch.randn(4, 3, 32, 32)
@@ -67,10 +70,44 @@ def test_mbv2_choices_are_independent_blocks():
     assert [len(b) for b in net.blocks] == [c - (1 if c == 7 else 0) for c in s.choices]
 
 
+def test_elastic_supernet_shares_one_module_per_block():
+    """OFA-style sharing: every MBConv option of a layer (k3/5/7 x e3/6, SE or not) runs the same
+    module, a k3 path reads the central 3x3 taps of the 7x7 kernel and e3 the first channels."""
+    s = tiny_space("mbv2-se")
+    net = build_supernet(s, "elastic")
+    assert [len(b) for b in net.blocks] == [1] * len(s.choices)
+    labels = s.gene_labels(0)
+    g = list(s.smallest_valid())
+    g[0] = labels.index("k3e3")
+    spec = next(sp for sp in s.layers(g) if sp.block == 0)
+    module = net.module_for(spec)
+    assert module.dw_conv.kernel_size == (7, 7) and module.se is not None
+    sub = materialize(net, g)
+    op = next(o for o, sp in zip(sub.ops, sub.specs) if sp.block == 0)
+    assert op.dw_conv.kernel_size == (3, 3) and op.se is None
+    assert torch.equal(op.dw_conv.weight, module.dw_conv.weight[:spec.mid, :, 2:5, 2:5])
+    assert torch.equal(op.expand_conv.weight, module.expand_conv.weight[:spec.mid])
+    g[0] = labels.index("k7e6se")
+    assert net.module_for(next(sp for sp in s.layers(g) if sp.block == 0)) is module
+
+
+def test_elastic_supernet_is_smaller_than_independent():
+    s = tiny_space("mbv2")
+    n_ind = sum(p.numel() for p in build_supernet(s).parameters())
+    n_el = sum(p.numel() for p in build_supernet(s, "elastic").parameters())
+    assert n_el < n_ind / 2
+
+
+def test_unknown_sharing_is_a_clear_error():
+    with pytest.raises(HwnasError, match="unknown weight sharing 'ofa'; allowed: independent, elastic"):
+        build_supernet(tiny_space("mbv2"), "ofa")
+
+
+@pytest.mark.parametrize("sharing", SHARING)
 @pytest.mark.parametrize("name", SPACE_NAMES)
-def test_gradients_reach_only_the_path(name, rng):
+def test_gradients_reach_only_the_path(name, sharing, rng):
     s = tiny_space(name)
-    net = build_supernet(s).train()
+    net = build_supernet(s, sharing).train()
     g = s.sample(rng)
     loss = net(torch.randn(4, 3, 32, 32), g).logsumexp(1).mean()
     loss.backward()
@@ -141,6 +178,26 @@ def test_kernel_crop_on_small_maps_is_exact(size, kernel, stride):
         got = conv(x)
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("size,kernel,stride", [(8, 3, 1), (8, 5, 2), (2, 5, 1), (1, 3, 2), (3, 5, 2)])
+def test_elastic_kernel_runs_the_central_taps(size, kernel, stride):
+    """A 7x7 conv run as ``kernel`` x ``kernel`` is the conv with the central taps and 'same'
+    padding, also when the small-map crop applies on top."""
+    import torch.nn.functional as F
+
+    from hwnas.nn.blocks import DynamicConv2d
+
+    conv = DynamicConv2d(6, 6, 7, stride, 3, groups=6, bias=False)
+    x = torch.randn(2, 6, size, size)
+    o = (7 - kernel) // 2
+    ref = F.conv2d(x, conv.weight[..., o:o + kernel, o:o + kernel], None, stride, kernel // 2, 1, 6)
+    with torch.no_grad():
+        got = conv(x, kernel=kernel)
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=1e-6)
+    with pytest.raises(ValueError, match="cannot run a 7x7 conv as 4x4"):
+        conv(x, kernel=4)
 
 
 def test_export_keeps_the_full_kernel(tmp_path):

@@ -66,7 +66,8 @@ def register(app: typer.Typer) -> None:
         delegate: Annotated[Optional[str], typer.Option(help="Delegate (default: the profile's first).")] = None,
         warmup: Annotated[int, typer.Option(min=0)] = 10,
         runs: Annotated[int, typer.Option(min=1)] = 50,
-        repetitions: Annotated[int, typer.Option(min=1)] = 1,
+        repetitions: Annotated[int, typer.Option(min=1, help="Back-to-back repetitions inside one measurement (pooled).")] = 1,
+        rounds: Annotated[int, typer.Option(min=1, help="Measurements per key, round-robin over the keys; the table keeps their median.")] = 3,
         resume: Annotated[bool, typer.Option(help="Continue an existing table.")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="List the keys and the estimated time only.")] = False,
         max_keys: Annotated[Optional[int], typer.Option(min=1, help="Measure at most N missing keys now.")] = None,
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
         if (serial or host) and len(device) > 1:
             raise HwnasError("--serial/--host apply to one device; give one --device with them")
         cfg = ProfileConfig(runtime=runtime, threads=threads, delegate=delegate, warmup=warmup, runs=runs,
-                            repetitions=repetitions, max_keys=max_keys)
+                            repetitions=repetitions, rounds=rounds, max_keys=max_keys)
         if dry_run:
             from hwnas.devices.profiles import load_profile
 

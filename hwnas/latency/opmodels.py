@@ -18,7 +18,7 @@ from torch import nn
 
 from hwnas.errors import HwnasError
 from hwnas.nn.blocks import build_op
-from hwnas.spaces.base import OpSpec
+from hwnas.spaces.base import OpSpec, SearchSpace
 
 #: runtime name -> model file suffix (``tflite-int8``: int8-quantized TFLite, see hwnas.quant.export)
 RUNTIME_SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "tflite-int8": ".tflite"}
@@ -27,6 +27,11 @@ RUNTIME_SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "tflite-int8": ".tflite"
 def default_cache_dir() -> Path:
     base = os.environ.get("HWNAS_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hwnas")
     return Path(base) / "opmodels"
+
+
+def default_subnet_cache_dir() -> Path:
+    """Where whole-subnet model files for end-to-end measurements are cached."""
+    return default_cache_dir().parent / "subnets"
 
 
 def op_input_shape(spec: OpSpec) -> tuple[int, ...]:
@@ -82,4 +87,35 @@ class OpModelCache:
                 module = build_op(spec).eval()
                 sample = torch.randn(*op_input_shape(spec), generator=gen)
                 export_for_runtime(module, sample, path, self.runtime)
+        return path
+
+
+class SubnetModelCache:
+    """Whole subnets of one space configuration exported once per runtime (end-to-end
+    measurements: calibration and validation). Weights are seeded random values: latency does not
+    depend on them."""
+
+    def __init__(self, space: SearchSpace, runtime: str, cache_dir: str | Path | None = None,
+                 seed: int = 0) -> None:
+        from hwnas.latency.table import space_tag
+
+        self.space = space
+        self.runtime = check_runtime(runtime)
+        root = Path(cache_dir) if cache_dir is not None else default_subnet_cache_dir()
+        self.dir = root / runtime / space_tag(space)
+        self.seed = seed
+
+    def path_for(self, genes: tuple[int, ...]) -> Path:
+        digest = hashlib.sha1(",".join(map(str, genes)).encode()).hexdigest()[:16]
+        return self.dir / f"{digest}{RUNTIME_SUFFIX[self.runtime]}"
+
+    def get(self, genes: tuple[int, ...]) -> Path:
+        from hwnas.supernet import Subnet
+
+        path = self.path_for(genes)
+        if not path.is_file():
+            torch.manual_seed(self.seed)
+            model = Subnet(self.space, genes).eval()
+            sample = torch.randn(1, self.space.in_channels, self.space.resolution, self.space.resolution)
+            export_for_runtime(model, sample, path, self.runtime)
         return path

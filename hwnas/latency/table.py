@@ -135,6 +135,17 @@ class LatencyTable:
     def missing(self, keys) -> list[str]:
         return [k for k in keys if k not in self.entries]
 
+    def rounds_done(self, key: str) -> int:
+        """Measured rounds of ``key`` (0 when missing; an entry without rounds counts as one)."""
+        entry = self.entries.get(key)
+        if entry is None:
+            return 0
+        return len(entry.get("rounds", [None]))
+
+    def unfinished(self, keys, rounds: int) -> list[str]:
+        """Keys missing or measured in fewer than ``rounds`` rounds, in order."""
+        return [k for k in keys if self.rounds_done(k) < rounds]
+
     def median_ms(self, key: str) -> float:
         return float(self.entries[key]["median_ms"])
 

@@ -6,14 +6,18 @@
 * :func:`validate` measures N *other* random subnets (a different seed: held out) and reports MAPE,
   the fraction within +-10 %, Kendall tau, and a scatter plot saved next to the table.
 
-Every end-to-end measurement is appended atomically to ``<table>.<tag>.e2e.json``, so an interrupted
+End-to-end measurement runs in two phases: every subnet is exported first (cached files, see
+:class:`~hwnas.latency.opmodels.SubnetModelCache`), then all are measured in :data:`E2E_ROUNDS`
+round-robin rounds and each keeps the median of its rounds. Measuring takes seconds on the host,
+so a disturbance (another job, a DVFS ramp) hits one round of a few subnets instead of whole
+subnets, and nothing else competes for the CPU while models are timed. Every round of every
+subnet is written atomically to ``<table>.<tag>.e2e.json``, so an interrupted calibration or
 validation resumes without re-measuring.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,14 +27,16 @@ import torch
 
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json
-from hwnas.latency.opmodels import RUNTIME_SUFFIX, export_for_runtime
+from hwnas.latency.opmodels import SubnetModelCache
 from hwnas.latency.predict import LatencyPredictor
 from hwnas.latency.table import LatencyTable, now_iso, space_tag
+from hwnas.runners.quiet import measure_guarded, runner_canary
 from hwnas.spaces.base import SearchSpace
-from hwnas.supernet import Subnet
 
 CALIBRATION_SEED = 1
 VALIDATION_SEED = 12345
+#: end-to-end measurement rounds per subnet (round-robin over the subnets; the median is kept)
+E2E_ROUNDS = 3
 
 
 def _store_path(table: LatencyTable, tag: str) -> Path:
@@ -58,34 +64,62 @@ class EndToEndStore:
         self.data[",".join(map(str, genes))] = record
         atomic_write_json(self.path, self.data)
 
+    def complete(self, genes: tuple[int, ...], rounds: int) -> bool:
+        """Measured in at least ``rounds`` rounds (records without rounds count as complete)."""
+        rec = self.get(genes)
+        return rec is not None and len(rec.get("rounds_ms", [rec["median_ms"]] * rounds)) >= rounds
+
 
 def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int, ...]], runtime: str,
                     store: EndToEndStore, *, threads: int, warmup: int = 10, runs: int = 30,
+                    rounds: int = E2E_ROUNDS, cache: SubnetModelCache | None = None,
+                    canary: bool = True, canary_max_wait_s: float = 60.0,
                     on_progress=None) -> np.ndarray:
-    """Median end-to-end latency (ms) of each subnet, measured with ``runner`` (cached in ``store``)."""
+    """Median end-to-end latency (ms) of each subnet, measured with ``runner`` (cached in ``store``).
+
+    Exports every subnet not yet measured, then measures them ``rounds`` times round-robin; a
+    subnet's latency is the median of its rounds' medians. With ``canary`` the rounds run in
+    blocks between checks of the largest subnet (:mod:`hwnas.runners.quiet`), so blocks measured
+    while the device was disturbed are measured again. ``on_progress(done, total)`` counts exports
+    and measurements.
+    """
     from hwnas.runners.base import MeasureConfig
 
     cfg = MeasureConfig(threads=threads, warmup=warmup, runs=runs)
-    out = []
-    with tempfile.TemporaryDirectory(prefix="hwnas-e2e-") as tmp:
-        for i, g in enumerate(genes_list):
-            rec = store.get(g)
-            if rec is None:
-                torch.manual_seed(0)
-                model = Subnet(space, g).eval()
-                suffix = RUNTIME_SUFFIX[runtime]
-                path = Path(tmp) / f"subnet{i}{suffix}"
-                export_for_runtime(model, torch.randn(1, space.in_channels, space.resolution,
-                                                      space.resolution), path, runtime)
-                m = runner.measure(path, cfg)
-                rec = {"median_ms": m.median_ms if m.median_ms is not None else m.mean_ms,
-                       "mean_ms": m.mean_ms, "std_ms": m.std_ms, "runs": m.runs, "measured": now_iso()}
-                store.put(g, rec)
-                path.unlink(missing_ok=True)
-            out.append(rec["median_ms"])
-            if on_progress is not None:
-                on_progress(i + 1, len(genes_list))
-    return np.asarray(out, dtype=np.float64)
+    cache = cache or SubnetModelCache(space, runtime)
+    todo = list(dict.fromkeys(tuple(g) for g in genes_list if not store.complete(tuple(g), rounds)))
+    total, done = len(todo) * (1 + rounds), 0
+
+    def progress() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    paths = {}
+    for g in todo:
+        paths[g] = cache.get(g)
+        progress()
+    guard = None
+    if canary and todo:
+        from hwnas.cost import CostModel
+
+        macs = CostModel(space)(np.asarray(todo))["macs"]
+        guard = runner_canary(runner, paths[todo[int(np.argmax(macs))]], cfg, max_wait_s=canary_max_wait_s)
+
+    def commit(g: tuple[int, ...], m: Any) -> None:
+        rec = store.get(g) or {}
+        got = list(rec.get("rounds_ms", [])) + [m.median_ms if m.median_ms is not None else m.mean_ms]
+        contended = int(rec.get("contended_rounds", 0)) + int(bool(m.extra.get("contended_repetitions", 0)))
+        store.put(g, {"median_ms": float(np.median(got)), "rounds_ms": got,
+                      "spread": float((max(got) - min(got)) / np.median(got)), "runs": m.runs,
+                      "contended_rounds": contended, "measured": now_iso()})
+        progress()
+
+    for r in range(rounds):
+        left = [g for g in todo if len((store.get(g) or {}).get("rounds_ms", [])) <= r]
+        measure_guarded(left, lambda g: runner.measure(paths[g], cfg), commit, guard)
+    return np.asarray([store.get(tuple(g))["median_ms"] for g in genes_list], dtype=np.float64)
 
 
 def _archs(space: SearchSpace, n: int, seed: int, extremes: bool) -> list[tuple[int, ...]]:
@@ -97,7 +131,8 @@ def _archs(space: SearchSpace, n: int, seed: int, extremes: bool) -> list[tuple[
 
 
 def calibrate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 8, threads: int,
-              seed: int = CALIBRATION_SEED, on_progress=None) -> dict[str, Any]:
+              seed: int = CALIBRATION_SEED, cache: SubnetModelCache | None = None,
+              canary: bool = True, on_progress=None) -> dict[str, Any]:
     """Fit and store the table's calibration for ``space`` from ``n`` + 2 end-to-end measurements."""
     if n < 1:
         raise HwnasError(f"calibration needs at least 1 random subnet, got n={n}")
@@ -105,8 +140,8 @@ def calibrate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 
     archs = _archs(space, n, seed, extremes=True)
     tag = space_tag(space)
     measured = measure_subnets(runner, space, archs, table.metadata["runtime"],
-                               EndToEndStore(_store_path(table, tag)), threads=threads,
-                               on_progress=on_progress)
+                               EndToEndStore(_store_path(table, tag)), threads=threads, cache=cache,
+                               canary=canary, on_progress=on_progress)
     raw = pred.raw(np.asarray(archs))
     nops = pred.n_ops(np.asarray(archs))
     scale, per_op, offset = _fit(raw, nops, measured)
@@ -154,7 +189,8 @@ class ValidationReport:
 
 
 def validate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 100, threads: int,
-             seed: int = VALIDATION_SEED, on_progress=None) -> ValidationReport:
+             seed: int = VALIDATION_SEED, cache: SubnetModelCache | None = None,
+             canary: bool = True, on_progress=None) -> ValidationReport:
     """Measure ``n`` held-out random subnets end to end and compare with the table's prediction."""
     from scipy.stats import kendalltau, spearmanr
 
@@ -164,8 +200,8 @@ def validate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 1
     archs = _archs(space, n, seed, extremes=False)
     tag = space_tag(space)
     measured = measure_subnets(runner, space, archs, table.metadata["runtime"],
-                               EndToEndStore(_store_path(table, tag)), threads=threads,
-                               on_progress=on_progress)
+                               EndToEndStore(_store_path(table, tag)), threads=threads, cache=cache,
+                               canary=canary, on_progress=on_progress)
     predicted = pred(np.asarray(archs))
     rel = np.abs(predicted - measured) / measured
     tau = float(kendalltau(predicted, measured).statistic)

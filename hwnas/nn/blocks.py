@@ -68,30 +68,46 @@ class DynamicConv2d(nn.Conv2d):
     #: :func:`set_kernel_crop` to execute, e.g. for a FLOP counter, the architecture's full kernel.
     crop_small_maps: bool = True
 
-    def forward(self, x: torch.Tensor, out_channels: int | None = None) -> torch.Tensor:  # type: ignore[override]
-        weight, bias, groups = self.active(x.shape[1], out_channels)
-        padding = self.padding
-        reach = _kernel_reach(x, self.padding)
+    def forward(self, x: torch.Tensor, out_channels: int | None = None,  # type: ignore[override]
+                kernel: int | None = None) -> torch.Tensor:
+        weight, bias, groups = self.active(x.shape[1], out_channels, kernel)
+        padding = self.active_padding(weight)
+        reach = _kernel_reach(x, padding)
         if reach is not None and self.crop_small_maps and not _exporting():
             # Only the central 2*(H-1)+1 taps ever meet a real pixel: crop them (exact), because
             # oneDNN runs 7x7 depthwise convs on 1x1 / 2x2 maps ~50x slower than 3x3 ones.
-            (ch, cw), (ph, pw) = reach, self.padding
+            (ch, cw), (ph, pw) = reach, padding
             weight = weight[..., ph - ch: ph + ch + 1, pw - cw: pw + cw + 1]
             padding = (ch, cw)
         elif weight is self.weight:
             return super().forward(x)
         return F.conv2d(x, weight, bias, self.stride, padding, self.dilation, groups)
 
-    def active(self, in_c: int, out_channels: int | None = None
+    def active(self, in_c: int, out_channels: int | None = None, kernel: int | None = None
                ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-        """The (weight, bias, groups) prefix that runs on ``in_c`` input channels."""
+        """The (weight, bias, groups) that runs on ``in_c`` input channels: a channel prefix and,
+        for a smaller ``kernel`` (elastic kernel, Once-for-All Sec. 3.2), the central
+        ``kernel x kernel`` taps."""
         depthwise = self.groups > 1 and self.groups == self.in_channels
         out_c = in_c if depthwise else (self.out_channels if out_channels is None else out_channels)
-        if in_c == self.in_channels and out_c == self.out_channels:
-            return self.weight, self.bias, self.groups
-        weight = self.weight[:out_c] if depthwise else self.weight[:out_c, :in_c]
-        bias = None if self.bias is None else self.bias[:out_c]
-        return weight, bias, (in_c if depthwise else self.groups)
+        weight, bias, groups = self.weight, self.bias, self.groups
+        if in_c != self.in_channels or out_c != self.out_channels:
+            weight = self.weight[:out_c] if depthwise else self.weight[:out_c, :in_c]
+            bias = None if self.bias is None else self.bias[:out_c]
+            groups = in_c if depthwise else self.groups
+        full = self.kernel_size[0]
+        if kernel is not None and kernel != full:
+            if not 1 <= kernel < full or (full - kernel) % 2:
+                raise ValueError(f"cannot run a {full}x{full} conv as {kernel}x{kernel}")
+            o = (full - kernel) // 2
+            weight = weight[..., o: o + kernel, o: o + kernel]
+        return weight, bias, groups
+
+    def active_padding(self, weight: torch.Tensor) -> tuple[int, ...] | str:
+        """'Same' padding for ``weight`` (the module's own padding at its full kernel)."""
+        if weight.shape[-1] == self.kernel_size[-1]:
+            return self.padding
+        return (weight.shape[-2] // 2, weight.shape[-1] // 2)
 
 
 def set_kernel_crop(model: nn.Module, enabled: bool) -> nn.Module:
@@ -181,12 +197,12 @@ class MBConv(nn.Module):
         self.residual = spec.stride == 1 and in_c == out_c
 
     def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
-        mid = None if spec is None else spec.mid
+        mid, kernel, se = (None, None, True) if spec is None else (spec.mid, spec.kernel, spec.se)
         h = x
         if self.has_expand:
             h = self.expand_act(self.expand_bn(self.expand_conv(h, mid)))
-        h = self.dw_act(self.dw_bn(self.dw_conv(h)))
-        if self.se is not None:
+        h = self.dw_act(self.dw_bn(self.dw_conv(h, kernel=kernel)))
+        if self.se is not None and se:
             h = self.se(h)
         h = self.project_bn(self.project_conv(h))
         return x + h if self.residual else h
@@ -215,15 +231,23 @@ class _ShuffleBase(nn.Module, ABC):
             self.proj = None
 
     @abstractmethod
-    def main(self, x: torch.Tensor, mid: int | None) -> torch.Tensor:
-        """The block's main branch on ``x`` (``mid`` hidden channels)."""
+    def main(self, x: torch.Tensor, mid: int | None, kernel: int | None) -> torch.Tensor:
+        """The block's main branch on ``x`` (``mid`` hidden channels, depthwise ``kernel``)."""
+
+    def project(self, x: torch.Tensor, kernel: int | None) -> torch.Tensor:
+        """The stride-2 projection branch (its depthwise conv runs at ``kernel``)."""
+        dw, *rest = self.proj
+        x = dw(x, kernel=kernel)
+        for m in rest:
+            x = m(x)
+        return x
 
     def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
-        mid = None if spec is None else spec.mid
+        mid, kernel = (None, None) if spec is None else (spec.mid, spec.kernel)
         if self.proj is None:
             x_proj, x_main = channel_split(x)
-            return torch.cat((x_proj, self.main(x_main, mid)), 1)
-        return torch.cat((self.proj(x), self.main(x, mid)), 1)
+            return torch.cat((x_proj, self.main(x_main, mid, kernel)), 1)
+        return torch.cat((self.project(x, kernel), self.main(x, mid, kernel)), 1)
 
 
 class ShuffleBlock(_ShuffleBase):
@@ -241,9 +265,9 @@ class ShuffleBlock(_ShuffleBase):
         self.bn3 = DynamicBatchNorm2d(self.outputs)
         self.act3 = activation(spec.act)
 
-    def main(self, x: torch.Tensor, mid: int | None) -> torch.Tensor:
+    def main(self, x: torch.Tensor, mid: int | None, kernel: int | None) -> torch.Tensor:
         h = self.act1(self.bn1(self.pw1(x, mid)))
-        h = self.bn2(self.dw(h))
+        h = self.bn2(self.dw(h, kernel=kernel))
         return self.act3(self.bn3(self.pw2(h)))
 
 
@@ -269,7 +293,7 @@ class ShuffleXceptionBlock(_ShuffleBase):
         self.bn6 = DynamicBatchNorm2d(self.outputs)
         self.act6 = activation(spec.act)
 
-    def main(self, x: torch.Tensor, mid: int | None) -> torch.Tensor:
+    def main(self, x: torch.Tensor, mid: int | None, kernel: int | None) -> torch.Tensor:
         h = self.bn1(self.dw1(x))
         h = self.act2(self.bn2(self.pw1(h, mid)))
         h = self.bn3(self.dw2(h))

@@ -35,10 +35,11 @@ class QuantConv2d(DynamicConv2d):
     """A :class:`DynamicConv2d` whose active weight slice is fake-quantized at ``w_bits`` per call."""
 
     def forward(self, x: torch.Tensor, out_channels: int | None = None,  # type: ignore[override]
-                w_bits: int = FULL_PRECISION) -> torch.Tensor:
-        weight, bias, groups = self.active(x.shape[1], out_channels)
+                w_bits: int = FULL_PRECISION, kernel: int | None = None) -> torch.Tensor:
+        weight, bias, groups = self.active(x.shape[1], out_channels, kernel)
+        padding = self.active_padding(weight)
         weight = quantize_weight(weight, w_bits)
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
+        return F.conv2d(x, weight, bias, self.stride, padding, self.dilation, groups)
 
 
 def qconv(in_c: int, out_c: int, k: int, stride: int = 1, groups: int = 1) -> QuantConv2d:
@@ -154,7 +155,7 @@ class QuantMBConv(_QuantBlock):
         h = x
         if self.has_expand:
             h = self._act("expand_act", self.expand_bn(self.expand_conv(h, s.mid, w)), a, self.fp_act)
-        h = self._act("dw_act", self.dw_bn(self.dw_conv(h, None, w)), a, self.fp_act)
+        h = self._act("dw_act", self.dw_bn(self.dw_conv(h, None, w, s.kernel)), a, self.fp_act)
         h = self.project_bn(self.project_conv(h, None, w))
         return x + h if self.residual else h
 

@@ -33,6 +33,7 @@ def train_cmd(
     data_root: Annotated[Optional[Path], Opt(help="Folder holding the dataset files (CIFAR).")] = None,
     download: Annotated[Optional[bool], Opt("--download", help="Fetch CIFAR into --data-root (opt-in).")] = None,
     strategy: Annotated[Optional[str], Opt(help="uniform (SPOS), constrained (SPOS uniform-constraint) or greedy (GreedyNAS).")] = None,
+    sharing: Annotated[Optional[str], Opt(help="Weight sharing: independent (SPOS/GreedyNAS candidate blocks, default) or elastic (OFA: one block per layer sliced by kernel and width; learns in far fewer steps).")] = None,
     epochs: Annotated[Optional[int], Opt(help="Epochs (default 120, SPOS).")] = None,
     batch_size: Annotated[Optional[int], Opt(help="Batch size per process (default 1024, GreedyNAS).")] = None,
     lr: Annotated[Optional[float], Opt(help="Peak learning rate (default 0.12 x global batch / 1024).")] = None,
@@ -67,7 +68,7 @@ def train_cmd(
 
     given = {
         "space": space, "data": data, "data_root": None if data_root is None else str(data_root),
-        "download": download, "strategy": strategy, "epochs": epochs, "batch_size": batch_size,
+        "download": download, "strategy": strategy, "sharing": sharing, "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
         "label_smoothing": label_smoothing, "workers": workers, "amp": amp, "seed": seed,
         "width": width, "resolution": resolution, "steps_per_epoch": steps_per_epoch,

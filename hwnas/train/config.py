@@ -10,6 +10,9 @@ Defaults and where they come from:
   (SPOS, seed 003, trains "with the same settings as ShuffleNetV2", which uses 4e-5).
 * label smoothing 0.1 (the SPOS reference implementation's ``CrossEntropyLabelSmooth``).
 * 120 epochs (SPOS Sec. 4: "Supernet is trained for 120 epochs"); ``greedy`` may stop earlier.
+* weight sharing ``independent``: one candidate block per choice, as SPOS and GreedyNAS train
+  their supernets; ``elastic`` shares one block per layer sliced by kernel / width (Once-for-All)
+  and is what trains in CPU minutes (see :mod:`hwnas.supernet`).
 * greedy: m=10 paths sampled, k=5 kept, 1000 search-val images to score them, pool of 1000,
   eps 0 -> 0.8 linearly, alpha=0.08, 10K uniform warm-up iterations (GreedyNAS Sec. 5.1, 5.3.1).
   For small runs ``pool_size`` and ``warmup_steps`` default to values scaled to the run (see
@@ -52,6 +55,7 @@ class TrainConfig:
     data_root: str | None = None
     download: bool = False
     strategy: str = "uniform"
+    sharing: str = "independent"  # SPOS / GreedyNAS candidate blocks; "elastic": OFA slicing
     epochs: int = 120  # SPOS Sec. 4
     batch_size: int = PAPER_BATCH  # per process; GreedyNAS Sec. 5.1
     lr: float | None = None  # None: PAPER_LR * global batch / 1024
@@ -78,6 +82,7 @@ class TrainConfig:
     early_stop: bool = True
 
     def __post_init__(self) -> None:
+        from hwnas.supernet import SHARING
         from hwnas.train.samplers import sampler_names
 
         checks = [
@@ -108,6 +113,8 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise HwnasError(msg)
+        if self.sharing not in SHARING:
+            raise HwnasError(f"unknown --sharing {self.sharing!r}; allowed: {', '.join(SHARING)}")
         if self.strategy not in sampler_names():
             raise HwnasError(f"unknown strategy {self.strategy!r}; allowed: {', '.join(sampler_names())}")
         if self.macs_range is not None:
@@ -165,6 +172,7 @@ class TrainConfig:
         if unknown:
             raise HwnasError(f"unknown training settings {', '.join(unknown)}")
         d = dict(data)
+        d.setdefault("sharing", "independent")  # runs saved before weight sharing was a setting
         if d.get("macs_range") is not None:
             d["macs_range"] = tuple(float(v) for v in d["macs_range"])
         return cls(**d)

@@ -349,7 +349,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
 
     # model, optimizer, schedule
     torch.manual_seed(config.seed)
-    net = build_supernet(space).to(dev)
+    net = build_supernet(space, config.sharing).to(dev)
     optimizer = build_optimizer(net, config, lr)
     scheduler = build_scheduler(optimizer, total_steps)
     use_amp = config.amp and dev.type == "cuda"
@@ -404,7 +404,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
         if not info.is_main:
             return
         extra = {
-            "train_config": config.to_dict(), "strategy": config.strategy,
+            "train_config": config.to_dict(), "strategy": config.strategy, "sharing": net.sharing,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "sampler": sampler.state_dict(), "rng": capture_rng(dev),
             "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step, "metrics": history,
@@ -418,7 +418,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
     show_bar = not quiet and info.is_main and console.is_terminal
     say = (lambda msg: console.print(msg, highlight=False, soft_wrap=True)) if (info.is_main and not quiet) else (lambda msg: None)
     if info.is_main:
-        say(f"training {space.name} supernet ({config.strategy}) on {data.name}: {per_epoch} steps/epoch x "
+        say(f"training {space.name} supernet ({config.strategy}, {config.sharing} weights) on {data.name}: {per_epoch} steps/epoch x "
             f"{config.epochs} epochs, batch {config.batch_size} x {info.world}, lr {lr:.4g}, "
             f"device {dev}" + (f", resuming at epoch {epoch} step {step}" if resume else ""))
 

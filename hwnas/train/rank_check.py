@@ -141,7 +141,7 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
     costs = CostModel(space)(np.array(archs))
 
     recipe = json.dumps({k: v for k, v in config.to_dict().items()
-                         if k not in ("workers", "log_every", "data_root", "download", "strategy",
+                         if k not in ("workers", "log_every", "data_root", "download", "strategy", "sharing",
                                       "greedy_m", "greedy_k", "pool_size", "score_batch", "eps_max",
                                       "warmup_steps", "stop_alpha", "early_stop", "macs_range",
                                       "amp", "epochs")}, sort_keys=True)
@@ -198,12 +198,14 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
 
     atomic_write(csv_path, write_csv)
     _plot(plot_path, rows, corr["top1"],
-          f"{space.name} w{space.width} r{space.resolution} {config.data}, {config.strategy} supernet, "
+          f"{space.name} w{space.width} r{space.resolution} {config.data}, {config.strategy} "
+          f"{config.sharing} supernet, "
           f"{n} subnets, {epochs} ep")
     from hwnas.checkpoint import version_stamp
 
     atomic_write_json(json_path, {
-        "checkpoint": str(checkpoint), "strategy": config.strategy, "space": space.config(),
+        "checkpoint": str(checkpoint), "strategy": config.strategy, "sharing": config.sharing,
+        "space": space.config(),
         "data": config.data, "split": "search-val", "n": n, "epochs": epochs, "seed": seed,
         "calib_batches": calib_batches, "correlations": corr,
         "supernet_epochs": int(ckpt.get("epoch", 0)), "versions": version_stamp()})

@@ -43,3 +43,18 @@ def test_quickstart_runs_every_step_and_resumes(tmp_path):
         run_quickstart(replace(TINY, epochs=2), out)
     with pytest.raises(HwnasError, match="--until 'deploy' is not a step"):
         run_quickstart(TINY, out, until="deploy")
+
+
+@pytest.mark.slow
+def test_quickstart_profile_host_measures_this_computer(tmp_path):
+    """--profile-host ignores the shipped table: a table for this computer is profiled and
+    calibrated inside the run folder (ONNX Runtime and a tiny space keep it quick)."""
+    from hwnas.latency.table import LatencyTable
+
+    cfg = replace(TINY, runtime="onnx", width=0.25, resolution=16, profile_host=True)
+    data = run_quickstart(cfg, tmp_path / "qs", until="latency")
+    lat = data["steps"]["latency"]
+    assert lat["profiled"] is True and Path(lat["tables_dir"]) == tmp_path / "qs" / "latency_tables"
+    table = LatencyTable.load(lat["table"])
+    assert table.metadata["device"] == "host" and table.metadata["runtime"] == "onnx"
+    assert table.calibration("mbv2@w0.25r16")["n"] == 12

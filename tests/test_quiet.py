@@ -33,6 +33,11 @@ def test_guard_gives_up_after_max_wait():
     g = QuietGuard(scripted([1.0] * 3 + [2.0] * 10), pause_s=1.0, max_wait_s=3.0, sleep=lambda s: None)
     assert not g.wait_quiet()
     assert g.gave_up == 1 and g.waited_s == 3.0
+    # the total budget: once spent, a disturbed check no longer waits at all
+    g = QuietGuard(scripted([1.0] * 3 + [2.0] * 10), pause_s=1.0, max_wait_s=10.0, max_total_wait_s=2.0,
+                   sleep=lambda s: None)
+    assert not g.wait_quiet() and g.waited_s == 2.0
+    assert not g.wait_quiet() and g.waited_s == 2.0 and g.gave_up == 2
     with pytest.raises(ValueError, match="tolerance"):
         QuietGuard(lambda: 1.0, tolerance=0.0)
 

@@ -24,6 +24,25 @@ def test_correlations():
     assert correlations(a, np.full(5, 0.3)) == {"kendall": None, "spearman": None, "pearson": None}
 
 
+@pytest.mark.parametrize("name", ["mbv2", "shufflenetv2"])
+def test_spread_sample_covers_the_macs_range(name):
+    from conftest import tiny_space
+    from hwnas.cost import CostModel
+    from hwnas.train.rank_check import spread_sample
+
+    s = tiny_space(name)
+    archs = spread_sample(s, 10, np.random.default_rng(0))
+    assert len(set(archs)) == 10
+    macs = CostModel(s)(np.array(archs))["macs"]
+    lo, hi = CostModel(s)(np.array([s.smallest(), s.largest()]))["macs"]
+    assert list(macs) == sorted(macs)
+    assert macs[0] - lo < 0.1 * (hi - lo) and hi - macs[-1] < 0.1 * (hi - lo)
+    gaps = np.diff(macs)
+    assert gaps.max() < 0.25 * (hi - lo)  # evenly spread, no big hole
+    uniform = CostModel(s)(s.sample_many(np.random.default_rng(0), 10))["macs"]
+    assert np.ptp(macs) > 1.5 * np.ptp(uniform)
+
+
 @pytest.mark.slow
 def test_rank_check_cli_writes_csv_plot_json_and_reuses_standalone_runs(tmp_path, capsys):
     run = tmp_path / "run"
@@ -31,26 +50,36 @@ def test_rank_check_cli_writes_csv_plot_json_and_reuses_standalone_runs(tmp_path
                       steps_per_epoch=2, epochs=1)
     train_supernet(cfg, run, quiet=True)
     args = ["rank-check", "--checkpoint", str(run / "last.pt"), "--n", "3", "--epochs", "1",
-            "--calib-batches", "1", "-q"]
+            "--seeds", "2", "--calib-batches", "1", "-q"]
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "Kendall tau" in out and "Spearman rho" in out and "Pearson r" in out
+    assert "baseline: MACs" in out and "ceiling: seed vs seed" in out
     folder = run / "rank_check"
     rows = list(csv.DictReader(open(folder / "rank_check.csv")))
     assert len(rows) == 3 and len({r["genes"] for r in rows}) == 3
     assert all(0 <= float(r["supernet_top1"]) <= 1 and 0 <= float(r["standalone_top1"]) <= 1 for r in rows)
     assert all(len(r["genes"].split(",")) == 21 and int(r["macs"]) > 0 for r in rows)
+    for r in rows:  # two stand-alone seeds per subnet, their mean is the ground truth
+        seeds = [float(r["standalone_top1_seed0"]), float(r["standalone_top1_seed1"])]
+        assert float(r["standalone_top1"]) == pytest.approx(sum(seeds) / 2)
     assert (folder / "rank_check.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((folder / "rank_check.json").read_text())
     assert summary["n"] == 3 and summary["split"] == "search-val" and summary["strategy"] == "uniform"
     for metric in ("top1", "loss"):
         for v in summary["correlations"][metric].values():
             assert v is None or -1.0 <= v <= 1.0
+    assert summary["seeds"] == 2 and set(summary["baselines"]) == {"macs", "seed_to_seed"}
+    from hwnas.train.rank_check import correlations as corr
+
+    top1 = lambda k: np.array([float(r[k]) for r in rows])  # noqa: E731
+    assert summary["baselines"]["seed_to_seed"] == corr(top1("standalone_top1_seed0"),
+                                                        top1("standalone_top1_seed1"))
     # the stand-alone results are cached: a rerun with the same settings trains nothing
     standalone = (folder / "standalone.jsonl").read_text()
-    assert len(standalone.splitlines()) == 3
+    assert len(standalone.splitlines()) == 6
     with pytest.raises(SystemExit):
         main(args)
     capsys.readouterr()
@@ -59,3 +88,6 @@ def test_rank_check_cli_writes_csv_plot_json_and_reuses_standalone_runs(tmp_path
     with pytest.raises(SystemExit) as exc:
         main(["rank-check", "--checkpoint", str(run / "last.pt"), "--n", "1"])
     assert exc.value.code == 2 and "--n must be >= 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["rank-check", "--checkpoint", str(run / "last.pt"), "--sample", "random"])
+    assert exc.value.code == 2 and "--sample must be one of uniform, spread" in capsys.readouterr().err

@@ -193,6 +193,10 @@ def test_host_runner_repeats_a_repetition_that_ran_next_to_a_busy_task(tiny_mode
     m = busy.measure(tiny_models["tflite"], runs=2, warmup=0, repetitions=2, cool_down=False)
     assert pauses == [CONTENTION_PAUSE_S] * (2 * CONTENTION_RETRIES)
     assert m.extra == {"contended_repetitions": 2, "busy_tasks_max": 3}
+    # a machine that stays busy: after BUSY_STREAK_LIMIT contended repetitions it stops waiting
+    pauses.clear()
+    busy.measure(tiny_models["tflite"], runs=2, warmup=0, repetitions=3, cool_down=False)
+    assert pauses == [CONTENTION_PAUSE_S] * CONTENTION_RETRIES  # the 3rd in a row; then none
 
 
 def test_running_tasks_sees_a_busy_process() -> None:

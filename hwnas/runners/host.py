@@ -13,7 +13,9 @@ here: +40 % on 2 cores while a model export ran next to it). Before and after ev
 runner counts the runnable tasks of the whole machine (``procs_running`` in ``/proc/stat``, Linux);
 when other tasks were running it waits and repeats that repetition (up to
 :data:`CONTENTION_RETRIES` times) and records what it saw in ``Measurement.extra``
-(``contended_repetitions``, ``busy_tasks_max``).
+(``contended_repetitions``, ``busy_tasks_max``). On a machine that stays busy (after
+:data:`BUSY_STREAK_LIMIT` contended measurements in a row) it stops waiting and only records, so a
+busy computer makes measurements noisier, never endless.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ Invoke = Callable[[], Any]
 #: times a repetition that ran next to another busy task is repeated before it is kept as is
 CONTENTION_RETRIES = 3
 CONTENTION_PAUSE_S = 0.5
+#: contended measurements in a row after which the runner stops retrying until it sees a quiet one
+BUSY_STREAK_LIMIT = 3
 
 
 def running_tasks() -> int | None:
@@ -80,6 +84,7 @@ class HostRunner(Runner):
         self._sleep = sleep
         self._seed = seed
         self._load_probe = load_probe
+        self._busy_streak = 0
 
     def _other_tasks(self, threads: int) -> int:
         """Runnable tasks besides the measuring thread and its ``threads - 1`` workers (which may
@@ -115,17 +120,19 @@ class HostRunner(Runner):
                 # The host has no temperature reader: a cool-down is the profile's fixed pause.
                 waited += cool_down(None, threshold_c=None, max_wait_s=th.max_wait_s, poll_s=th.poll_s,
                                     fixed_pause_s=th.fixed_pause_s, sleep=self._sleep).waited_s
-            for attempt in range(CONTENTION_RETRIES + 1):
+            retries = CONTENTION_RETRIES if self._busy_streak < BUSY_STREAK_LIMIT else 0
+            for attempt in range(retries + 1):
                 busy = self._other_tasks(threads)
                 times, init, first = self._timed_runs(path, threads, delegate, cfg)
                 busy = max(busy, self._other_tasks(threads))
                 busy_max = max(busy_max, busy)
                 if not busy:
                     break
-                if attempt < CONTENTION_RETRIES:
+                if attempt < retries:
                     self._sleep(CONTENTION_PAUSE_S)
                     waited += CONTENTION_PAUSE_S
             contended += int(busy > 0)
+            self._busy_streak = self._busy_streak + 1 if busy else 0
             if rep == 0:
                 init_ms, first_ms = init, first
             summary, dropped = robust_summary(times, cfg.outliers)

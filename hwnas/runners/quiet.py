@@ -38,13 +38,16 @@ class QuietGuard:
     first :data:`BASELINE_SAMPLES` checks when the canary itself is that noisy (a tolerance below
     the canary's own noise would call every quiet check disturbed); ``pause_s`` is the wait
     between two checks while disturbed, ``max_wait_s`` the longest wait before measuring anyway
-    (counted in ``gave_up``). ``sleep`` is injectable so tests run instantly.
+    (counted in ``gave_up``) and ``max_total_wait_s`` the most it waits in all: a device that
+    never calms down is then measured as it is (noisier, but the job ends). ``sleep`` is
+    injectable so tests run instantly.
     """
 
     measure: Callable[[], float]
     tolerance: float = DEFAULT_TOLERANCE
     pause_s: float = 1.0
     max_wait_s: float = 120.0
+    max_total_wait_s: float = 180.0
     sleep: Callable[[float], None] = time.sleep
     history: list[float] = field(default_factory=list)
     waited_s: float = 0.0
@@ -78,7 +81,7 @@ class QuietGuard:
         """Check until the canary is quiet or ``max_wait_s`` has passed; True when quiet."""
         waited = 0.0
         while not self.check():
-            if waited >= self.max_wait_s:
+            if waited >= self.max_wait_s or self.waited_s >= self.max_total_wait_s:
                 self.gave_up += 1
                 return False
             self.sleep(self.pause_s)

@@ -135,6 +135,8 @@ def rank_check_cmd(
     epochs: Annotated[int, Opt(help="Stand-alone training epochs per subnet.")] = 5,
     out_dir: Annotated[Optional[Path], Opt("--out", "-o", help="Output folder (default: RUN/rank_check).")] = None,
     seed: Annotated[int, Opt(help="Seed of the subnet sample and of stand-alone training.")] = 0,
+    sample: Annotated[str, Opt(help="uniform (random subnets) or spread (evenly over the space's MACs range).")] = "uniform",
+    seeds: Annotated[int, Opt(help="Stand-alone trainings per subnet (mean as ground truth; >= 2 also reports the seed-to-seed noise ceiling).")] = 1,
     calib_batches: Annotated[int, Opt(help="Training batches for BN recalibration (SPOS).")] = 20,
     data_root: Annotated[Optional[Path], Opt(help="Dataset folder, if it moved since training.")] = None,
     device: Annotated[Optional[str], Opt(help="cpu or cuda (default: cuda when available).")] = None,
@@ -143,12 +145,17 @@ def rank_check_cmd(
     """Rank correlation of supernet (inherited-weight) vs stand-alone accuracy of N random subnets."""
     from hwnas.train.rank_check import rank_check
 
-    r = rank_check(checkpoint, n=n, epochs=epochs, out=out_dir, seed=seed, calib_batches=calib_batches,
+    r = rank_check(checkpoint, n=n, epochs=epochs, out=out_dir, seed=seed, seeds=seeds, sample=sample,
+                   calib_batches=calib_batches,
                    data_root=None if data_root is None else str(data_root), device=device, quiet=quiet)
-    t = Table(title=f"ranking check: {n} subnets, {epochs} stand-alone epochs, split search-val")
+    t = Table(title=f"ranking check: {n} {sample} subnets, {epochs} stand-alone epochs x {seeds} "
+                    f"seed(s), split search-val")
     for col in ("metric", "Kendall tau", "Spearman rho", "Pearson r"):
         t.add_column(col)
-    for name, c in r.correlations.items():
+    rows = [(f"supernet {name}", c) for name, c in r.correlations.items()]
+    rows += [("baseline: MACs (top1)" if name == "macs" else "ceiling: seed vs seed (top1)", c)
+             for name, c in r.baselines.items()]
+    for name, c in rows:
         t.add_row(name, *(("-" if c[k] is None else f"{c[k]:.3f}") for k in ("kendall", "spearman", "pearson")))
     out.print(t)
     out.print(f"wrote {r.csv_path}, {r.plot_path}, {r.json_path}", highlight=False)

@@ -8,6 +8,19 @@ between the two, on top-1 and on loss, go to ``rank_check.json``; per-subnet row
 ``rank_check.csv``; a scatter plot to ``rank_check.png``. Papers report Kendall tau ~0.55 for SPOS
 and 0.63 for K-shot NAS on NAS-Bench-201.
 
+Subnets are sampled ``uniform`` (as SPOS samples paths; on a small space most of them are of
+similar size) or ``spread`` (evenly over the MACs range of the space, smallest to largest: a
+ranking across sizes, where the MACs baseline below is the figure to beat).
+
+Two reference figures come with the correlations, because a tau means little without them:
+
+* ``macs``: the same correlations with the subnets' MACs as the "prediction" (a free proxy; a
+  supernet is only useful when it beats it);
+* ``seed_to_seed`` (with ``seeds >= 2``): the correlation between two stand-alone trainings of the
+  same subnets with different seeds, the noise ceiling of the ground truth. With ``seeds`` K each
+  subnet is trained K times and the ground truth is the mean; no supernet can rank better than
+  the stand-alone trainings agree with each other.
+
 Stand-alone results are appended to ``standalone.jsonl`` as they finish; a rerun with the same
 settings reuses them (the long part resumes).
 """
@@ -36,12 +49,18 @@ from hwnas.supernet import Subnet
 from hwnas.train.config import TrainConfig
 from hwnas.train.evaluate import EvalResult, SubnetEvaluator, evaluate_model
 
+#: stand-alone replica k of subnet i trains with seed ``seed * 1000 + i + k * REPLICA_SEED_STRIDE``
+REPLICA_SEED_STRIDE = 1_000_003
+
 
 @dataclass(frozen=True)
 class RankCheckResult:
     rows: list[dict[str, Any]]
     #: ``{"top1": {"kendall", "spearman", "pearson"}, "loss": {...}}``; None where undefined.
     correlations: dict[str, dict[str, float | None]]
+    #: reference correlations on top-1: ``macs`` (MACs as the predictor) and, with two or more
+    #: seeds, ``seed_to_seed`` (stand-alone seed 0 vs seed 1: the ground truth's noise ceiling)
+    baselines: dict[str, dict[str, float | None]]
     csv_path: Path
     plot_path: Path
     json_path: Path
@@ -72,6 +91,46 @@ def train_standalone(space: SearchSpace, genes: tuple[int, ...], data: DataSplit
             optimizer.step()
             scheduler.step()
     return model.eval()
+
+
+SAMPLES = ("uniform", "spread")
+
+
+def spread_sample(space: SearchSpace, n: int, rng: np.random.Generator, per_tilt: int = 64) -> list[tuple[int, ...]]:
+    """``n`` distinct subnets whose MACs are spread evenly from the smallest to the largest.
+
+    Candidates come from per-block distributions tilted towards cheap or expensive options
+    (``p(option) ~ exp(beta * z(MACs))`` for 25 tilts ``beta`` in [-4, 4]); for each of ``n``
+    evenly spaced MACs targets the nearest unused candidate is taken.
+    """
+    from hwnas.cost import op_costs
+
+    _, tables = space.block_table(lambda op: op_costs(op).macs)
+    options = [space.group_options(b) for b in range(len(space.groups))]
+    cands: list[tuple[int, ...]] = []
+    for beta in np.linspace(-4.0, 4.0, 25):
+        probs = []
+        for t in tables:
+            z = (t - t.mean()) / (t.std() or 1.0)
+            p = np.exp(beta * z)
+            probs.append(p / p.sum())
+        for _ in range(per_tilt):
+            genes = [0] * len(space.choices)
+            for b, p in enumerate(probs):
+                for i, v in zip(space.groups[b].genes, options[b][int(rng.choice(len(p), p=p))]):
+                    genes[i] = v
+            cands.append(tuple(genes))
+    cands = list(dict.fromkeys(cands))
+    if len(cands) < n:
+        raise HwnasError(f"space {space.name!r} has too few distinct subnets for --n {n} spread samples")
+    macs = CostModel(space)(np.array(cands))["macs"]
+    order = np.argsort(macs)
+    free = list(order)
+    picked = []
+    for target in np.linspace(macs.min(), macs.max(), n):
+        j = min(range(len(free)), key=lambda k: abs(macs[free[k]] - target))
+        picked.append(cands[free.pop(j)])
+    return picked
 
 
 def correlations(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
@@ -109,7 +168,8 @@ def _plot(path: Path, rows: list[dict[str, Any]], corr: dict[str, float | None],
 
 
 def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str | Path | None = None,
-               seed: int = 0, calib_batches: int = 20, data_root: str | None = None,
+               seed: int = 0, seeds: int = 1, sample: str = "uniform", calib_batches: int = 20,
+               data_root: str | None = None,
                device: str | None = None, quiet: bool = False, console: Console | None = None) -> RankCheckResult:
     """Run the ranking check for a supernet training checkpoint (see module docstring)."""
     from hwnas.models import supernet_from_checkpoint
@@ -121,6 +181,10 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
         raise HwnasError(f"--n must be >= 2 to correlate rankings, got {n}")
     if epochs < 1:
         raise HwnasError(f"--epochs must be >= 1, got {epochs}")
+    if seeds < 1:
+        raise HwnasError(f"--seeds must be >= 1, got {seeds}")
+    if sample not in SAMPLES:
+        raise HwnasError(f"--sample must be one of {', '.join(SAMPLES)}, got {sample!r}")
     checkpoint = Path(checkpoint)
     console = console or Console(stderr=True)
     net, ckpt = supernet_from_checkpoint(checkpoint)
@@ -137,7 +201,11 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
                                         calib_batches=calib_batches, data_root=data_root)
     evaluator = SubnetEvaluator(net.to(dev), ev_batches, cal_batches, dev)
     data = data_for(config, space.resolution, space.in_channels)
-    archs = [tuple(int(v) for v in g) for g in space.sample_many(np.random.default_rng(seed), n)]
+    rng = np.random.default_rng(seed)
+    if sample == "spread":
+        archs = spread_sample(space, n, rng)
+    else:
+        archs = [tuple(int(v) for v in g) for g in space.sample_many(rng, n)]
     costs = CostModel(space)(np.array(archs))
 
     recipe = json.dumps({k: v for k, v in config.to_dict().items()
@@ -147,7 +215,7 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
                                       "amp", "epochs")}, sort_keys=True)
     recipe_id = hashlib.sha256(f"{recipe}|{epochs}|{seed}".encode()).hexdigest()[:16]
     cache_path = out / "standalone.jsonl"
-    cache: dict[tuple[int, ...], dict[str, Any]] = {}
+    cache: dict[tuple[tuple[int, ...], int], dict[str, Any]] = {}
     if cache_path.exists():
         for line in cache_path.read_text(encoding="utf-8").splitlines():
             try:
@@ -155,7 +223,7 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
             except ValueError:
                 continue
             if rec.get("recipe") == recipe_id:
-                cache[tuple(rec["genes"])] = rec
+                cache[tuple(rec["genes"]), int(rec.get("replica", 0))] = rec
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -163,31 +231,42 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=console,
                   disable=quiet or not console.is_terminal) as progress:
-        task = progress.add_task("rank check", total=n)
+        task = progress.add_task("rank check", total=n * seeds)
         for i, g in enumerate(archs):
             sup: EvalResult = evaluator(g)
-            rec = cache.get(g)
-            if rec is None:
-                t0 = time.perf_counter()
-                model = train_standalone(space, g, data, config, epochs, dev, seed=seed * 1000 + i)
-                res = evaluate_model(model, ev_batches, dev)
-                rec = {"recipe": recipe_id, "genes": list(g), "top1": res.top1, "loss": res.loss,
-                       "seconds": round(time.perf_counter() - t0, 2)}
-                with open(cache_path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(rec) + "\n")
-                cache[g] = rec
-            rows.append({"index": i, "genes": ",".join(map(str, g)), "macs": int(costs["macs"][i]),
-                         "params": int(costs["params"][i]), "supernet_top1": sup.top1,
-                         "supernet_loss": sup.loss, "standalone_top1": rec["top1"],
-                         "standalone_loss": rec["loss"], "standalone_seconds": rec["seconds"]})
-            progress.update(task, advance=1)
+            reps = []
+            for k in range(seeds):
+                rec = cache.get((g, k))
+                if rec is None:
+                    t0 = time.perf_counter()
+                    model = train_standalone(space, g, data, config, epochs, dev,
+                                             seed=seed * 1000 + i + REPLICA_SEED_STRIDE * k)
+                    res = evaluate_model(model, ev_batches, dev)
+                    rec = {"recipe": recipe_id, "genes": list(g), "replica": k, "top1": res.top1,
+                           "loss": res.loss, "seconds": round(time.perf_counter() - t0, 2)}
+                    with open(cache_path, "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(rec) + "\n")
+                    cache[g, k] = rec
+                reps.append(rec)
+                progress.update(task, advance=1)
+            row = {"index": i, "genes": ",".join(map(str, g)), "macs": int(costs["macs"][i]),
+                   "params": int(costs["params"][i]), "supernet_top1": sup.top1,
+                   "supernet_loss": sup.loss,
+                   "standalone_top1": float(np.mean([r["top1"] for r in reps])),
+                   "standalone_loss": float(np.mean([r["loss"] for r in reps])),
+                   "standalone_seconds": float(sum(r["seconds"] for r in reps))}
+            for k, r in enumerate(reps):
+                row[f"standalone_top1_seed{k}"] = r["top1"]
+            rows.append(row)
 
+    col = lambda name: np.array([r[name] for r in rows], dtype=np.float64)  # noqa: E731
     corr = {
-        "top1": correlations(np.array([r["supernet_top1"] for r in rows]),
-                             np.array([r["standalone_top1"] for r in rows])),
-        "loss": correlations(np.array([r["supernet_loss"] for r in rows]),
-                             np.array([r["standalone_loss"] for r in rows])),
+        "top1": correlations(col("supernet_top1"), col("standalone_top1")),
+        "loss": correlations(col("supernet_loss"), col("standalone_loss")),
     }
+    baselines = {"macs": correlations(col("macs"), col("standalone_top1"))}
+    if seeds >= 2:
+        baselines["seed_to_seed"] = correlations(col("standalone_top1_seed0"), col("standalone_top1_seed1"))
     csv_path, plot_path, json_path = out / "rank_check.csv", out / "rank_check.png", out / "rank_check.json"
 
     def write_csv(p: Path) -> None:
@@ -200,13 +279,13 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
     _plot(plot_path, rows, corr["top1"],
           f"{space.name} w{space.width} r{space.resolution} {config.data}, {config.strategy} "
           f"{config.sharing} supernet, "
-          f"{n} subnets, {epochs} ep")
+          f"{n} {sample} subnets, {epochs} ep x {seeds} seed(s)")
     from hwnas.checkpoint import version_stamp
 
     atomic_write_json(json_path, {
         "checkpoint": str(checkpoint), "strategy": config.strategy, "sharing": config.sharing,
         "space": space.config(),
         "data": config.data, "split": "search-val", "n": n, "epochs": epochs, "seed": seed,
-        "calib_batches": calib_batches, "correlations": corr,
+        "seeds": seeds, "sample": sample, "calib_batches": calib_batches, "correlations": corr, "baselines": baselines,
         "supernet_epochs": int(ckpt.get("epoch", 0)), "versions": version_stamp()})
-    return RankCheckResult(rows, corr, csv_path, plot_path, json_path)
+    return RankCheckResult(rows, corr, baselines, csv_path, plot_path, json_path)

@@ -8,7 +8,11 @@ Greedy: one filtering round scores ``m`` paths on ``--score-batch`` search-val-s
 mode and is amortised over the ``k`` steps it feeds (GreedyNAS Alg. 2); the ratio is
 ``(step + round / k) / step``. Prints a table; never asserts timings.
 
+With ``--sharing elastic`` the supernet slices one block per layer by kernel and width (OFA);
+the ratio then includes the cost of slicing the weights on every call.
+
     python tools/bench/train_throughput.py [--space mbv2] [--width 0.25] [--resolution 32] [--batch 64]
+        [--sharing independent|elastic]
 """
 
 from __future__ import annotations
@@ -58,13 +62,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sharing", default="independent", help="independent or elastic")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     dev = torch.device(args.device)
     space = create_space(args.space, width=args.width, resolution=args.resolution, num_classes=10)
     config = TrainConfig(space=args.space, width=args.width, resolution=args.resolution)
-    net = build_supernet(space).to(dev).train()
+    net = build_supernet(space, args.sharing).to(dev).train()
     rng = np.random.default_rng(args.seed)
     x = torch.randn(args.batch, space.in_channels, args.resolution, args.resolution, device=dev)
     y = torch.randint(0, 10, (args.batch,), device=dev)
@@ -90,8 +95,8 @@ def main() -> None:
     per_step = statistics.median(rounds) / args.k
 
     console = Console()
-    t = Table(title=f"{space.name} w{args.width} r{args.resolution}, batch {args.batch}, {args.archs} paths, "
-                    f"{args.threads} thread(s), {dev}")
+    t = Table(title=f"{space.name} w{args.width} r{args.resolution} ({args.sharing}), batch {args.batch}, "
+                    f"{args.archs} paths, {args.threads} thread(s), {dev}")
     for col in ("measure", "value"):
         t.add_column(col)
     t.add_row("supernet step, images/s (median)", f"{args.batch / step:.0f}")

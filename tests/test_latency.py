@@ -240,3 +240,34 @@ def test_calibrate_and_validate_on_host(tmp_path):
     # measurements are stored: validating again re-measures nothing and gives the same figures
     rep2 = validate(table, s, runner, n=6, threads=1, cache=subnets, canary=False)
     assert rep2.mape == rep.mape
+
+
+@pytest.mark.slow
+def test_profile_and_lut_commands_on_host(tmp_path, monkeypatch, capsys):
+    """The CLI end to end on the host (ONNX Runtime, tiny space): dry run, profile with rounds and
+    calibration, show, validate; bad input is a one-line error with exit code 2."""
+    from conftest import run_cli
+
+    monkeypatch.setenv("HWNAS_CACHE_DIR", str(tmp_path / "cache"))
+    common = ["-d", "host", "-s", "mbv2", "--runtime", "onnx", "--width", "0.25", "--resolution", "16",
+              "--num-classes", "10", "--tables-dir", str(tmp_path / "t")]
+    code, out, _ = run_cli(["profile", *common, "--dry-run"], capsys)
+    assert code == 0 and "keys to measure" in out
+    assert not (tmp_path / "t" / "host" / "mbv2-onnx.json").exists()
+    code, out, err = run_cli(["profile", *common, "--rounds", "2", "--runs", "5", "--warmup", "1",
+                              "--calibrate", "2", "--no-canary"], capsys)
+    assert code == 0, err
+    assert "keys in" in out and "calibration: scale" in out
+    table = LatencyTable.load(tmp_path / "t" / "host" / "mbv2-onnx.json")
+    assert table.metadata["rounds"] == 2 and all(len(e["rounds"]) == 2 for e in table.entries.values())
+    assert "last_profile_canary" not in table.metadata  # --no-canary
+    assert table.calibration("mbv2@w0.25r16")["n"] == 4
+    code, out, _ = run_cli(["lut", "show", "-d", "host", "-s", "mbv2", "--runtime", "onnx", "--keys",
+                            "--tables-dir", str(tmp_path / "t")], capsys)
+    assert code == 0 and "mbconv-in" in out
+    code, out, err = run_cli(["lut", "validate", *common, "--n", "3", "--no-canary"], capsys)
+    assert code == 0, err
+    assert "MAPE" in out and (tmp_path / "t" / "host" / "mbv2-onnx.mbv2@w0.25r16.validation.png").exists()
+    assert len(list((tmp_path / "cache" / "subnets" / "onnx" / "mbv2@w0.25r16").glob("*.onnx"))) == 7
+    code, _, err = run_cli(["profile", *common, "--rounds", "0"], capsys)
+    assert code == 2 and "--rounds" in err

@@ -25,6 +25,7 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(help="Threads (default: the p
 TablesOpt = Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: the repo's latency_tables/).")]
 SerialOpt = Annotated[Optional[str], typer.Option(help="ADB serial override.")]
 HostOpt = Annotated[Optional[str], typer.Option(help="IP[:PORT] override (ADB over TCP).")]
+CanaryOpt = Annotated[bool, typer.Option("--canary/--no-canary", help="Measure in blocks between checks of a reference model; re-measure blocks taken while the device was disturbed.")]
 
 
 def _progress() -> Progress:
@@ -72,6 +73,7 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="List the keys and the estimated time only.")] = False,
         max_keys: Annotated[Optional[int], typer.Option(min=1, help="Measure at most N missing keys now.")] = None,
         calibrate_n: Annotated[int, typer.Option("--calibrate", min=0, help="Then fit the calibration on N random subnets (+ smallest, largest); 0 to skip.")] = 8,
+        canary: CanaryOpt = True,
         tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None,
     ) -> None:
         """Measure every unique op of a space on a device and write its latency table."""
@@ -82,7 +84,7 @@ def register(app: typer.Typer) -> None:
         if (serial or host) and len(device) > 1:
             raise HwnasError("--serial/--host apply to one device; give one --device with them")
         cfg = ProfileConfig(runtime=runtime, threads=threads, delegate=delegate, warmup=warmup, runs=runs,
-                            repetitions=repetitions, rounds=rounds, max_keys=max_keys)
+                            repetitions=repetitions, rounds=rounds, max_keys=max_keys, canary=canary)
         if dry_run:
             from hwnas.devices.profiles import load_profile
 
@@ -125,7 +127,7 @@ def register(app: typer.Typer) -> None:
 
                 p = next(p for p in profiles if p.name == name)
                 cal = calibrate(table, sp, _runner(p, runtime), n=calibrate_n,
-                                threads=threads or p.cpu.default_threads)
+                                threads=threads or p.cpu.default_threads, canary=canary)
                 out.print(f"  calibration: scale {cal['scale']:.3f}, per-op {cal['per_op_ms']:.4f} ms, "
                           f"offset {cal['offset_ms']:.3f} ms (fit MAPE {cal['mape_on_fit']:.1%})")
         if failed:
@@ -164,6 +166,7 @@ def register(app: typer.Typer) -> None:
     def calibrate_cmd(device: DeviceOpt, space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
                       width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
                       n: Annotated[int, typer.Option("--n", min=1)] = 8, threads: ThreadsOpt = None,
+                      canary: CanaryOpt = True,
                       tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None) -> None:
         """Fit the table's calibration (scale, per-op, offset) on N random subnets measured end to end."""
         from hwnas.devices.commands import resolve_device
@@ -172,7 +175,8 @@ def register(app: typer.Typer) -> None:
         sp = _space(space, width, resolution, num_classes)
         p = resolve_device(device, serial, host)
         table = _load_table(p.name, sp, runtime, tables_dir)
-        cal = calibrate(table, sp, _runner(p, runtime), n=n, threads=threads or p.cpu.default_threads)
+        cal = calibrate(table, sp, _runner(p, runtime), n=n, threads=threads or p.cpu.default_threads,
+                        canary=canary)
         out.print_json(data=cal)
 
     @lut.command("validate")
@@ -180,6 +184,7 @@ def register(app: typer.Typer) -> None:
                      width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
                      n: Annotated[int, typer.Option("--n", min=3)] = 100, threads: ThreadsOpt = None,
                      seed: Annotated[int, typer.Option(help="Seed of the held-out subnets.")] = 12345,
+                     canary: CanaryOpt = True,
                      tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None) -> None:
         """Measure N held-out random subnets end to end; report MAPE, within +-10 %, Kendall tau, plot."""
         from hwnas.devices.commands import resolve_device
@@ -191,8 +196,8 @@ def register(app: typer.Typer) -> None:
         with _progress() as prog:
             task = prog.add_task(f"{p.name} end-to-end", total=n)
             rep = validate(table, sp, _runner(p, runtime), n=n, seed=seed,
-                           threads=threads or p.cpu.default_threads,
-                           on_progress=lambda d, t: prog.update(task, completed=d))
+                           threads=threads or p.cpu.default_threads, canary=canary,
+                           on_progress=lambda d, t: prog.update(task, completed=d, total=t))
         t = Table(title=f"latency table validation: {rep.device} {rep.space} {rep.runtime}")
         for col in ("subnets", "MAPE", "within +-10 %", "Kendall tau", "Spearman", "calibrated", "plot"):
             t.add_column(col, overflow="fold")

@@ -124,7 +124,7 @@ def test_host_profile_resumes_and_refuses_overwrite(tmp_path):
     for e in on_disk.entries.values():
         assert 0 < e["min_ms"] <= e["median_ms"] <= e["max_ms"] and e["count"] >= 15
         medians = sorted(r["median_ms"] for r in e["rounds"])
-        assert len(medians) == 3 and e["median_ms"] == medians[1]
+        assert len(medians) == 3 and e["median_ms"] == medians[0]  # the quietest round
     with pytest.raises(HwnasError, match="already holds 3 measured keys: pass --resume"):
         profile_device(host, s, cfg, tables_dir=tmp_path, cache=OpModelCache("onnx", cache_dir))
     plan = plan_profile(host, s, ProfileConfig(runtime="onnx"), tmp_path)

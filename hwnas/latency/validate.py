@@ -10,7 +10,8 @@ End-to-end measurement runs in two phases: every subnet is exported first (cache
 :class:`~hwnas.latency.opmodels.SubnetModelCache`), then all are measured in :data:`E2E_ROUNDS`
 round-robin rounds and each keeps the median of its rounds. Measuring takes seconds on the host,
 so a disturbance (another job, a DVFS ramp) hits one round of a few subnets instead of whole
-subnets, and nothing else competes for the CPU while models are timed. Every round of every
+subnets, and nothing else competes for the CPU while models are timed; a subnet keeps its
+quietest round's median, as table entries do (:func:`hwnas.latency.profile.merge_round`). Every round of every
 subnet is written atomically to ``<table>.<tag>.e2e.json``, so an interrupted calibration or
 validation resumes without re-measuring.
 """
@@ -35,8 +36,8 @@ from hwnas.spaces.base import SearchSpace
 
 CALIBRATION_SEED = 1
 VALIDATION_SEED = 12345
-#: end-to-end measurement rounds per subnet (round-robin over the subnets; the median is kept)
-E2E_ROUNDS = 3
+#: end-to-end measurement rounds per subnet (round-robin over the subnets; the quietest is kept)
+E2E_ROUNDS = 5
 
 
 def _store_path(table: LatencyTable, tag: str) -> Path:
@@ -78,7 +79,7 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
     """Median end-to-end latency (ms) of each subnet, measured with ``runner`` (cached in ``store``).
 
     Exports every subnet not yet measured, then measures them ``rounds`` times round-robin; a
-    subnet's latency is the median of its rounds' medians. With ``canary`` the rounds run in
+    subnet's latency is its quietest round's median. With ``canary`` the rounds run in
     blocks between checks of the largest subnet (:mod:`hwnas.runners.quiet`), so blocks measured
     while the device was disturbed are measured again. ``on_progress(done, total)`` counts exports
     and measurements.
@@ -111,8 +112,8 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
         rec = store.get(g) or {}
         got = list(rec.get("rounds_ms", [])) + [m.median_ms if m.median_ms is not None else m.mean_ms]
         contended = int(rec.get("contended_rounds", 0)) + int(bool(m.extra.get("contended_repetitions", 0)))
-        store.put(g, {"median_ms": float(np.median(got)), "rounds_ms": got,
-                      "spread": float((max(got) - min(got)) / np.median(got)), "runs": m.runs,
+        store.put(g, {"median_ms": float(min(got)), "rounds_ms": got,
+                      "spread": float((max(got) - min(got)) / min(got)), "runs": m.runs,
                       "contended_rounds": contended, "measured": now_iso()})
         progress()
 

@@ -120,7 +120,7 @@ def test_host_profile_resumes_and_refuses_overwrite(tmp_path):
     assert meta["runtime"] == "onnx" and meta["runtime_version"] != "unknown" and meta["runs"] == 10
     assert meta["rounds"] == 3
     canary = meta["last_profile_canary"]  # the guard ran: its canary was timed and is recorded
-    assert canary["canary_best_ms"] > 0 and canary["canary_checks"] >= 3
+    assert canary["canary_best_ms"] > 0 and canary["canary_checks"] >= 3 and canary["key"] in keys
     for e in on_disk.entries.values():
         assert 0 < e["min_ms"] <= e["median_ms"] <= e["max_ms"] and e["count"] >= 15
         medians = sorted(r["median_ms"] for r in e["rounds"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hwnas.errors import HwnasError
-from hwnas.quickstart import QuickstartConfig, run_quickstart, summary_table
+from hwnas.quickstart import QuickstartConfig, mismatch_hint, run_quickstart, summary_table
 
 TINY = replace(QuickstartConfig(), epochs=1, steps_per_epoch=2, batch_size=32, pop=4, gens=1,
                eval_batches=1, calib_batches=1)
@@ -35,6 +35,8 @@ def test_quickstart_runs_every_step_and_resumes(tmp_path):
     assert 0.0 <= s["export"]["test_top1_tflite"] <= 1.0
     assert abs(s["export"]["test_top1_tflite"] - s["export"]["test_top1_torch"]) <= 0.02
     assert s["measure"]["measured_ms"] > 0 and s["measure"]["predicted_ms"] > 0
+    # the shipped table's reference op was timed again: this computer's speed relative to then
+    assert 0.1 < s["measure"]["speed_ratio"] < 10 and "error_pct_at_profile_speed" in s["measure"]
     assert json.loads((out / "quickstart.json").read_text())["steps"]["measure"] == s["measure"]
     assert (out / "search" / "pareto.csv").exists() and (out / "export" / "subnet.pt").exists()
     assert summary_table(data).row_count >= 10
@@ -58,3 +60,11 @@ def test_quickstart_profile_host_measures_this_computer(tmp_path):
     table = LatencyTable.load(lat["table"])
     assert table.metadata["device"] == "host" and table.metadata["runtime"] == "onnx"
     assert table.calibration("mbv2@w0.25r16")["n"] == 12
+
+
+def test_mismatch_hint_names_the_likely_cause():
+    slow = {"error_pct": -35.0, "speed_ratio": 1.4, "error_pct_at_profile_speed": -9.0}
+    assert "1.40x" in mismatch_hint(slow, profiled=False) and "slower now" in mismatch_hint(slow, False)
+    other = {"error_pct": -30.0, "speed_ratio": 1.02, "error_pct_at_profile_speed": -29.0}
+    assert "another computer" in mismatch_hint(other, profiled=False)
+    assert "disturbed" in mismatch_hint(other, profiled=True)

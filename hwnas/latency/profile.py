@@ -187,7 +187,7 @@ def profile_device(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfi
         measure_guarded(keys, lambda k: runner.measure(models[k], mcfg), commit, guard,
                         block=cfg.canary_block)
     if guard is not None:
-        table.metadata["last_profile_canary"] = guard.summary()
+        table.metadata["last_profile_canary"] = {**guard.summary(), "key": ref}
         table.save()
     return table
 

@@ -8,12 +8,12 @@
 
 End-to-end measurement runs in two phases: every subnet is exported first (cached files, see
 :class:`~hwnas.latency.opmodels.SubnetModelCache`), then all are measured in :data:`E2E_ROUNDS`
-round-robin rounds and each keeps the median of its rounds. Measuring takes seconds on the host,
-so a disturbance (another job, a DVFS ramp) hits one round of a few subnets instead of whole
-subnets, and nothing else competes for the CPU while models are timed; a subnet keeps its
-quietest round's median, as table entries do (:func:`hwnas.latency.profile.merge_round`). Every round of every
-subnet is written atomically to ``<table>.<tag>.e2e.json``, so an interrupted calibration or
-validation resumes without re-measuring.
+round-robin rounds, and each subnet keeps its quietest round's median, as table entries do
+(:func:`hwnas.latency.profile.merge_round`). Measuring takes seconds on the host, so a
+disturbance (another job, a DVFS ramp) hits one round of a few subnets instead of whole subnets,
+and no export competes for the CPU while models are timed. Every round of every subnet is
+written atomically to ``<table>.<tag>.e2e.json``, so an interrupted calibration or validation
+resumes without re-measuring.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json
@@ -76,7 +75,7 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
                     rounds: int = E2E_ROUNDS, cache: SubnetModelCache | None = None,
                     canary: bool = True, canary_max_wait_s: float = 60.0,
                     on_progress=None) -> np.ndarray:
-    """Median end-to-end latency (ms) of each subnet, measured with ``runner`` (cached in ``store``).
+    """End-to-end latency (ms) of each subnet, measured with ``runner`` (cached in ``store``).
 
     Exports every subnet not yet measured, then measures them ``rounds`` times round-robin; a
     subnet's latency is its quietest round's median. With ``canary`` the rounds run in

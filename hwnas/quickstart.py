@@ -256,8 +256,7 @@ def step_measure(cfg: QuickstartConfig, out: Path, state: _State) -> dict[str, A
     mcfg = MeasureConfig(warmup=20, runs=100, threads=profile.cpu.default_threads, cool_down=False)
 
     def quietest(path: Path) -> float:
-        ms = [runner.measure(path, mcfg) for _ in range(MEASURE_ROUNDS)]
-        return min(m.median_ms if m.median_ms is not None else m.mean_ms for m in ms)
+        return min(runner.measure(path, mcfg).center_ms for _ in range(MEASURE_ROUNDS))
 
     space = _space(cfg)
     measured = quietest(Path(state.done("export")["files"]["tflite"]))

@@ -198,8 +198,7 @@ def merge_round(entry: dict[str, Any] | None, m: Any, op: str) -> dict[str, Any]
     cover every round; ``round_spread`` is (max - min) / min of the round medians."""
     import numpy as np
 
-    median = m.median_ms if m.median_ms is not None else m.mean_ms
-    rnd = {"median_ms": median, "mean_ms": m.mean_ms, "std_ms": m.std_ms or 0.0,
+    rnd = {"median_ms": m.center_ms, "mean_ms": m.mean_ms, "std_ms": m.std_ms or 0.0,
            "min_ms": m.min_ms if m.min_ms is not None else m.mean_ms,
            "max_ms": m.max_ms if m.max_ms is not None else m.mean_ms, "count": m.runs}
     rounds = list((entry or {}).get("rounds", [])) + [rnd]

@@ -109,7 +109,7 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
 
     def commit(g: tuple[int, ...], m: Any) -> None:
         rec = store.get(g) or {}
-        got = list(rec.get("rounds_ms", [])) + [m.median_ms if m.median_ms is not None else m.mean_ms]
+        got = list(rec.get("rounds_ms", [])) + [m.center_ms]
         contended = int(rec.get("contended_rounds", 0)) + int(bool(m.extra.get("contended_repetitions", 0)))
         store.put(g, {"median_ms": float(min(got)), "rounds_ms": got,
                       "spread": float((max(got) - min(got)) / min(got)), "runs": m.runs,

@@ -128,6 +128,11 @@ class Measurement:
     cooldown_s: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def center_ms(self) -> float:
+        """The median when the runner or tool reports one (robust), else the mean."""
+        return self.median_ms if self.median_ms is not None else self.mean_ms
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (tuples become lists, mappings become dicts)."""
         out = asdict(self)

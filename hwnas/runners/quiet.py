@@ -10,8 +10,9 @@ Latency only ever gets worse under a disturbance, so the fastest time a fixed re
 shown is a good estimate of the quiet machine. :class:`QuietGuard` measures that canary, and
 :func:`measure_guarded` measures items in small blocks with a canary check before and after each
 block: before, it waits until the canary is within ``tolerance`` of its best; after, a block whose
-closing check failed is measured again. Only blocks that passed are committed (written to the
-table or the end-to-end store), so what is kept was measured on a quiet device.
+closing check failed is measured again, up to ``max_retries`` times (then its last attempt is
+kept, so a device that never calms down still gets measured). Results are committed (written to
+the table or the end-to-end store) only once their block is done.
 """
 
 from __future__ import annotations
@@ -127,7 +128,6 @@ def measure_guarded(items: Sequence[T], measure: Callable[[T], R], commit: Calla
 def runner_canary(runner: Any, model: Any, config: Any, **options: Any) -> QuietGuard:
     """A guard whose canary is ``model`` measured by ``runner`` with ``config`` (median ms)."""
     def measure() -> float:
-        m = runner.measure(model, config)
-        return m.median_ms if m.median_ms is not None else m.mean_ms
+        return runner.measure(model, config).center_ms
 
     return QuietGuard(measure, **options)

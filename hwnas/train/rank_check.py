@@ -124,8 +124,7 @@ def spread_sample(space: SearchSpace, n: int, rng: np.random.Generator, per_tilt
     if len(cands) < n:
         raise HwnasError(f"space {space.name!r} has too few distinct subnets for --n {n} spread samples")
     macs = CostModel(space)(np.array(cands))["macs"]
-    order = np.argsort(macs)
-    free = list(order)
+    free = list(range(len(cands)))
     picked = []
     for target in np.linspace(macs.min(), macs.max(), n):
         j = min(range(len(free)), key=lambda k: abs(macs[free[k]] - target))

@@ -23,9 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.nn.blocks import se_channels
-from hwnas.quant.blocks import pact_count
-from hwnas.spaces.base import OpSpec, SearchSpace
+from hwnas.spaces.base import OpSpec, SearchSpace, pact_count, se_channels
 
 COST_FIELDS = ("macs", "flops", "params", "bitops", "peak_act_bytes")
 
@@ -166,24 +164,13 @@ class CostModel:
         self._peak = space.block_table(lambda op: op_costs(op).peak_act * op.a_bits // 8,
                                        self.resolution, reduce=max)
 
-    @staticmethod
-    def _gather_sum(fixed: float, tables: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
-        out = np.full(idx.shape[0], fixed, dtype=np.float64)
-        for b, t in enumerate(tables):
-            out += t[idx[:, b]]
-        return out
-
     def __call__(self, genes_matrix) -> dict[str, np.ndarray]:
         """``{"macs", "flops", "params", "bitops", "peak_act_bytes"}`` arrays, one value per row."""
         m = self.space.validate_matrix(genes_matrix)
         idx = self.space.group_index(m)
-        out = {k: self._gather_sum(*v, idx) for k, v in self._sum_tables.items()}
+        out = {k: t.gather(idx) for k, t in self._sum_tables.items()}
         out["flops"] = 2 * out["macs"]
-        fixed, tables = self._peak
-        peak = np.full(idx.shape[0], fixed)
-        for b, t in enumerate(tables):
-            peak = np.maximum(peak, t[idx[:, b]])
-        out["peak_act_bytes"] = peak
+        out["peak_act_bytes"] = self._peak.gather(idx, np.maximum)
         return {k: out[k] for k in COST_FIELDS}
 
 

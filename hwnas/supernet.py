@@ -1,7 +1,7 @@
-"""Weight-sharing supernets, static subnets, ``materialize`` and BN recalibration (DESIGN.md section 2).
+"""Weight-sharing supernets, static subnets, ``materialize`` and BN recalibration.
 
-``Supernet(space, sharing=...)(x, genes)`` runs one path. Two weight-sharing styles (DESIGN.md
-section 2), chosen per supernet:
+``Supernet(space, sharing=...)(x, genes)`` runs one path. Two weight-sharing styles, chosen per
+supernet:
 
 * ``independent`` (SPOS, GreedyNAS): ops that differ in anything but their hidden width (kernel,
   expand ratio, SE, block type) are independent candidate modules; ops that differ only in ``mid``
@@ -94,23 +94,18 @@ class Supernet(nn.Module):
         super().__init__()
         self.space = space
         self.sharing = check_sharing(sharing)
-        ref = space.smallest_valid()
-        self._fixed_specs = [s for s in space.layers(ref) if s.block < 0]
+        self._fixed_specs = space.fixed_ops()
         self.fixed = nn.ModuleList(build_op(s) for s in self._fixed_specs)
         # per block: shared key -> candidate name (c0, c1, ...), built from the merged widest spec
+        widest_of: list[dict[OpSpec, OpSpec]] = [{} for _ in space.groups]
+        for opt in space.block_options():
+            widest = widest_of[opt.block]
+            for spec in opt.ops:
+                key = shared_key(spec, sharing)
+                widest[key] = _merge(widest[key], spec) if key in widest else spec
         self._names: list[dict[OpSpec, str]] = []
         blocks = []
-        for b, grp in enumerate(space.groups):
-            widest: dict[OpSpec, OpSpec] = {}
-            for opt in space.group_options(b):
-                genes = list(ref)
-                for i, v in zip(grp.genes, opt):
-                    genes[i] = v
-                for spec in space.layers(genes):
-                    if spec.block != b:
-                        continue
-                    key = shared_key(spec, sharing)
-                    widest[key] = _merge(widest[key], spec) if key in widest else spec
+        for widest in widest_of:
             names = {key: f"c{j}" for j, key in enumerate(widest)}
             self._names.append(names)
             blocks.append(nn.ModuleDict({names[k]: build_op(s) for k, s in widest.items()}))

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.spaces import create_space
+from hwnas.spaces import create_space, space_names
 
-SPACE_NAMES = ("mbv2", "mbv2-se", "shufflenetv2")
+#: every registered space: generic tests iterate the registry, so a new space is tested by them at once.
+SPACE_NAMES = tuple(space_names())
 
 
 def tiny_space(name: str, resolution: int = 32, num_classes: int = 10, width: float = 0.25):

@@ -145,3 +145,85 @@ def test_width_resolution_classes_scale_the_space():
     assert small.layers(g)[0].out_shape[0] == 16
     assert space_from_config(small.config()) == small
     assert small.layers(g, resolution=96)[0].in_shape == (3, 96, 96)
+
+
+# ---- the per-block contract: block_options(), BlockTable, genes_from_options() ---------------------
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_block_options_enumerate_each_block_option_once(name, rng):
+    s = tiny_space(name)
+    opts = list(s.block_options())
+    assert [(o.block, o.index) for o in opts] == [
+        (b, j) for b in range(len(s.groups)) for j in range(len(s.group_options(b)))]
+    for o in opts[:: max(1, len(opts) // 25)]:
+        assert o.values == s.group_options(o.block)[o.index]
+        assert tuple(o.genes[i] for i in s.groups[o.block].genes) == o.values
+        assert int(s.group_index(np.array([o.genes]))[0, o.block]) == o.index
+        assert o.ops == tuple(op for op in s.layers(o.genes) if op.block == o.block)
+    # every op of any architecture is a fixed op or an op of its block's option
+    by_option = {(o.block, o.index): o.ops for o in opts}
+    fixed = s.fixed_ops()
+    for g in s.sample_many(rng, 10):
+        idx = s.group_index(g)[0]
+        expected = [op for op in fixed if op in s.layers(g)]
+        assert expected == fixed
+        for b in range(len(s.groups)):
+            assert tuple(op for op in s.layers(g) if op.block == b) == by_option[(b, int(idx[b]))]
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_genes_from_options_inverts_group_index(name, rng):
+    s = tiny_space(name)
+    m = s.sample_many(rng, 20)
+    idx = s.group_index(m)
+    rebuilt = np.array([s.genes_from_options(row) for row in idx])
+    # genes that do not change the ops (an identity layer's bits) may differ; the option does not
+    assert (s.group_index(rebuilt) == idx).all()
+    assert all(s.layers(a) == s.layers(b) for a, b in zip(m, rebuilt))
+    with pytest.raises(HwnasError, match=f"has {len(s.groups)} blocks, got 1 options"):
+        s.genes_from_options([0])
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_block_table_gather_equals_the_per_architecture_sum_and_max(name, rng):
+    s = tiny_space(name)
+
+    def fn(op):
+        return float(op.out_shape[0] * op.kernel + op.mid)
+
+    m = s.sample_many(rng, 30)
+    idx = s.group_index(m)
+    total = s.block_table(fn).gather(idx)
+    peak = s.block_table(fn, reduce=max).gather(idx, np.maximum)
+    for i, g in enumerate(m):
+        vals = [fn(op) for op in s.layers(g)]
+        assert total[i] == pytest.approx(sum(vals))
+        assert peak[i] == max(vals)
+
+
+def test_cost_model_imports_without_torch():
+    """The analytic cost model (and the spaces) need no torch: importing it with torch blocked works."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, NoTorch())
+import hwnas.cost
+from hwnas.spaces import create_space, space_names
+for name in space_names():
+    s = create_space(name, width=0.25, resolution=32, num_classes=10)
+    c = hwnas.cost.costs(s, [s.largest()])
+    assert c["macs"][0] > 0
+assert "torch" not in sys.modules
+print("ok", len(space_names()))
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ok", str(len(SPACE_NAMES))]

@@ -46,7 +46,9 @@ def test_static_subnet_has_exact_widths(name, rng):
     g = s.sample(rng)
     sub = materialize(net, g)
     assert sum(p.numel() for p in sub.parameters()) == arch_costs(s, g).params
-    assert sum(p.numel() for p in net.parameters()) > 2 * arch_costs(s, s.largest()).params
+    # the supernet holds every candidate: at least the largest subnet (exactly it when all of a
+    # block's options slice one weight, as the mixed-precision ResNets do)
+    assert sum(p.numel() for p in net.parameters()) >= arch_costs(s, s.largest()).params
 
 
 def test_shufflenet_channel_choices_share_sliced_weights(rng):

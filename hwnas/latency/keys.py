@@ -1,4 +1,4 @@
-"""Latency-table keys: what a runtime executes, one canonical string per ``OpSpec`` (DESIGN.md 5).
+"""Latency-table keys: what a runtime executes, one canonical string per ``OpSpec``.
 
 A key encodes op type, input and output HxWxC, kernel, stride, hidden width, expand ratio, groups,
 SE, activation and dtype/bits, so the same key means the same measurement whatever space it came
@@ -18,21 +18,15 @@ def op_key(spec: OpSpec) -> str:
 def space_ops(space: SearchSpace, resolution: int | None = None) -> dict[str, OpSpec]:
     """Every unique op of the whole space at ``resolution``, keyed (stem/head once, each block option).
 
-    Enumerates per block, not per architecture: blocks are independent, so this is exact.
+    Enumerates :meth:`~hwnas.spaces.base.SearchSpace.block_options`, not architectures: blocks are
+    independent, so this is exact.
     """
     out: dict[str, OpSpec] = {}
-    ref = list(space.smallest_valid())
-    for spec in space.layers(ref, resolution):
-        if spec.block < 0:
+    for spec in space.fixed_ops(resolution):
+        out.setdefault(op_key(spec), spec)
+    for opt in space.block_options(resolution):
+        for spec in opt.ops:
             out.setdefault(op_key(spec), spec)
-    for b, grp in enumerate(space.groups):
-        for opt in space.group_options(b):
-            genes = list(ref)
-            for i, v in zip(grp.genes, opt):
-                genes[i] = v
-            for spec in space.layers(genes, resolution):
-                if spec.block == b:
-                    out.setdefault(op_key(spec), spec)
     return out
 
 

@@ -2,8 +2,8 @@
 
 ``predict = scale * sum(table[key] for key in ops) + per_op_ms * n_ops + offset``. The calibration
 (fitted on a few end-to-end measured subnets, see :mod:`hwnas.latency.validate`) captures fusion
-across ops and the per-inference overhead that per-op measurements miss (nn-Meter, DESIGN.md
-section 5): each one-op model pays the runtime's invoke overhead once, a whole network pays it
+across ops and the per-inference overhead that per-op measurements miss (nn-Meter, Zhang et al.
+2021, Sec. 4): each one-op model pays the runtime's invoke overhead once, a whole network pays it
 once in total, hence the per-op term (usually negative) and the offset.
 """
 
@@ -38,37 +38,30 @@ class LatencyPredictor:
                 f"{where} lacks {len(missing)} op keys of {space_tag(space, self.resolution)} "
                 f"(e.g. {shown}); run `hwnas profile --space {space.name} --resolution "
                 f"{self.resolution} --resume` for this device")
-        self.fixed, self.tables = space.block_table(lambda op: table.median_ms(op_key(op)), self.resolution)
-        self.count_fixed, self.count_tables = space.block_table(lambda op: 1.0, self.resolution)
+        self.ms = space.block_table(lambda op: table.median_ms(op_key(op)), self.resolution)
+        self.counts = space.block_table(lambda op: 1.0, self.resolution)
         cal = table.calibration(space_tag(space, self.resolution)) if calibrated else None
         self.scale = 1.0 if cal is None else float(cal["scale"])
         self.offset = 0.0 if cal is None else float(cal["offset_ms"])
         self.per_op = 0.0 if cal is None else float(cal.get("per_op_ms", 0.0))
         self.is_calibrated = cal is not None
 
-    @staticmethod
-    def _gather(fixed: float, tables: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
-        out = np.full(idx.shape[0], fixed)
-        for b, t in enumerate(tables):
-            out += t[idx[:, b]]
-        return out
-
     def _idx(self, genes_matrix) -> np.ndarray:
         return self.space.group_index(self.space.validate_matrix(genes_matrix))
 
     def raw(self, genes_matrix) -> np.ndarray:
         """Uncalibrated sum of per-op medians (ms)."""
-        return self._gather(self.fixed, self.tables, self._idx(genes_matrix))
+        return self.ms.gather(self._idx(genes_matrix))
 
     def n_ops(self, genes_matrix) -> np.ndarray:
         """Number of executed ops (identity blocks execute none)."""
-        return self._gather(self.count_fixed, self.count_tables, self._idx(genes_matrix))
+        return self.counts.gather(self._idx(genes_matrix))
 
     def __call__(self, genes_matrix) -> np.ndarray:
         idx = self._idx(genes_matrix)
-        raw = self._gather(self.fixed, self.tables, idx)
+        raw = self.ms.gather(idx)
         if self.per_op:
-            raw = raw + (self.per_op / self.scale) * self._gather(self.count_fixed, self.count_tables, idx)
+            raw = raw + (self.per_op / self.scale) * self.counts.gather(idx)
         return self.scale * raw + self.offset
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwnas.spaces.base import OpSpec, make_divisible
+from hwnas.spaces.base import OpSpec, se_channels
 
 
 def activation(name: str) -> nn.Module:
@@ -153,11 +153,6 @@ class ConvBNAct(nn.Module):
 
     def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
-
-
-def se_channels(mid: int) -> int:
-    """Squeeze width of an SE module (MnasNet / ProxylessNAS: mid / 4, divisible by 8)."""
-    return make_divisible(mid / 4, 8)
 
 
 class SqueezeExcite(nn.Module):

@@ -160,15 +160,6 @@ class QuantMBConv(_QuantBlock):
         return x + h if self.residual else h
 
 
-def pact_count(spec: OpSpec) -> int:
-    """Number of PACT clipping parameters (one scalar each) of a ``basic`` / ``qmbconv`` block."""
-    if spec.op == "basic":
-        return 2
-    if spec.op == "qmbconv":
-        return 2 if spec.expand != 1 else 1
-    return 0
-
-
 def switch_to_deploy(model: nn.Module) -> nn.Module:
     """Call ``switch_to_deploy()`` on every quantized block of a static ``model`` (in place)."""
     for m in model.modules():

@@ -1,4 +1,4 @@
-"""Search objectives and budgets as data (DESIGN.md section 6; STYLE.md, pymoo).
+"""Search objectives and budgets as data (as pymoo keeps problems, objectives and constraints apart).
 
 An :class:`Objective` is a named, vectorised metric ``fn(genes_matrix) -> values`` (lower is better)
 with an optional ``budget``: an upper bound that becomes a pymoo constraint. The same object serves
@@ -215,26 +215,17 @@ def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tfli
 def metric_minimum(objective: Objective, space: SearchSpace) -> tuple[float, tuple[int, ...]] | None:
     """Exact minimum of a block-additive metric over the whole space, and an architecture reaching it.
 
-    Probes each block's options around a reference architecture (one vectorised call of
-    ``sum(choices per block)`` rows). ``None`` for metrics that are not block-additive.
+    Probes each block's options around a reference architecture (one vectorised call on the
+    ``block_options()`` architectures). ``None`` for metrics that are not block-additive.
     """
     if not objective.block_additive:
         return None
-    ref = np.asarray(space.smallest_valid(), dtype=np.int64)
-    rows = [ref]
-    spans = []
-    for b, grp in enumerate(space.groups):
-        start = len(rows)
-        for opt in space.group_options(b):
-            g = ref.copy()
-            g[list(grp.genes)] = opt
-            rows.append(g)
-        spans.append((start, len(rows)))
-    values = objective(np.stack(rows))
-    best = ref.copy()
-    for b, (start, stop) in enumerate(spans):
-        j = int(np.argmin(values[start:stop]))
-        best[list(space.groups[b].genes)] = space.group_options(b)[j]
+    options = list(space.block_options())
+    values = objective(np.asarray([o.genes for o in options], dtype=np.int64))
+    per_block: list[list[float]] = [[] for _ in space.groups]
+    for o, v in zip(options, values):
+        per_block[o.block].append(float(v))
+    best = np.asarray(space.genes_from_options([int(np.argmin(v)) for v in per_block]), dtype=np.int64)
     # each block's term is independent of the others, so the per-block argmins form the argmin
     return float(objective(best[None, :])[0]), tuple(int(v) for v in best)
 

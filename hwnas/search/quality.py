@@ -30,7 +30,7 @@ from hwnas.errors import HwnasError
 from hwnas.search.objectives import Objective, macs_objective
 from hwnas.search.problem import ArchProblem
 from hwnas.search.run import nondominated_mask, run_search
-from hwnas.spaces.base import GeneGroup, OpSpec, SearchSpace
+from hwnas.spaces.base import BlockTable, GeneGroup, OpSpec, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -134,14 +134,10 @@ def synthetic_latency_predictor(space: SearchSpace, seed: int = 0,
         rate = 0.5e9 * 4 ** _seeded_uniform(op.latency_key(), seed)  # 0.5 .. 2 GMAC/s
         return 0.02 + 1e3 * op_costs(op).macs / rate
 
-    fixed, tables = space.block_table(op_ms, resolution)
+    table = space.block_table(op_ms, resolution)
 
     def predict(genes_matrix: np.ndarray) -> np.ndarray:
-        idx = space.group_index(genes_matrix)
-        out = np.full(idx.shape[0], fixed)
-        for b, t in enumerate(tables):
-            out += t[idx[:, b]]
-        return out
+        return table.gather(space.group_index(genes_matrix))
 
     return predict
 
@@ -154,18 +150,16 @@ def synthetic_error_objective(space: SearchSpace, seed: int = 0, noise: float = 
     More capacity mostly lowers the error, but the random factor makes some options cost more and
     help less, so error and MACs form a real, non-trivial trade-off.
     """
-    _, tables = space.block_table(lambda op: op_costs(op).macs)
+    macs = space.block_table(lambda op: op_costs(op).macs)
     rng = np.random.default_rng(seed)
-    scores = [np.log1p(t / 1e3) * rng.uniform(1 - noise, 1 + noise, size=len(t)) for t in tables]
-    lo = sum(float(s.min()) for s in scores)
-    hi = sum(float(s.max()) for s in scores)
+    scores = BlockTable(0.0, [np.log1p(t / 1e3) * rng.uniform(1 - noise, 1 + noise, size=len(t))
+                              for t in macs.tables])
+    lo = sum(float(s.min()) for s in scores.tables)
+    hi = sum(float(s.max()) for s in scores.tables)
     span = hi - lo if hi > lo else 1.0
 
     def fn(genes_matrix: np.ndarray) -> np.ndarray:
-        idx = space.group_index(genes_matrix)
-        total = np.zeros(idx.shape[0])
-        for b, s in enumerate(scores):
-            total += s[idx[:, b]]
+        total = scores.gather(space.group_index(genes_matrix))
         return 45.0 - 30.0 * (total - lo) / span
 
     return Objective("error", "%", fn, block_additive=True)

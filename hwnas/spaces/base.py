@@ -3,7 +3,11 @@
 An architecture is a fixed-length tuple of ints (``genes``); gene ``i`` lies in
 ``range(space.choices[i])``. ``space.layers(genes, resolution)`` returns the ordered ``OpSpec``s the
 subnet executes (stem and head included). That single list drives the cost model, the latency-table
-keys and the static subnet builder, so the three can never disagree (DESIGN.md sections 1-3).
+keys and the static subnet builder, so the three can never disagree.
+
+Blocks are independent: the ops of block ``b`` depend only on the genes of ``groups[b]``. Every
+per-block computation therefore enumerates :meth:`SearchSpace.block_options` (each option of each
+block, once) and evaluates many architectures with :class:`BlockTable` gathers.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import dataclasses
 import itertools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -67,7 +71,7 @@ class OpSpec:
         return dataclasses.replace(self, mid=0, w_bits=32, a_bits=32, block=-1)
 
     def latency_key(self) -> str:
-        """Canonical latency-table key (DESIGN.md section 5): what the runtime executes."""
+        """Canonical latency-table key: what the runtime executes (op, shapes, widths, bits)."""
         ci, hi, wi = self.in_shape
         co, ho, wo = self.out_shape
         parts = [
@@ -101,6 +105,20 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return new
 
 
+def se_channels(mid: int) -> int:
+    """Squeeze width of an SE module (MnasNet / ProxylessNAS: mid / 4, divisible by 8)."""
+    return make_divisible(mid / 4, 8)
+
+
+def pact_count(spec: OpSpec) -> int:
+    """Number of PACT clipping parameters (one scalar each) of a ``basic`` / ``qmbconv`` block."""
+    if spec.op == "basic":
+        return 2
+    if spec.op == "qmbconv":
+        return 2 if spec.expand != 1 else 1
+    return 0
+
+
 def conv_out(size: int, kernel: int, stride: int) -> int:
     """Output size of a 'same'-padded conv (padding = kernel // 2)."""
     pad = kernel // 2
@@ -113,6 +131,42 @@ class GeneGroup:
 
     name: str
     genes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class BlockOption:
+    """One option of one searchable block, as :meth:`SearchSpace.block_options` yields it.
+
+    ``index`` is the option's position in :meth:`SearchSpace.group_options` (the value
+    :meth:`SearchSpace.group_index` gives it); ``values`` are the genes of ``groups[block]``;
+    ``genes`` is a whole architecture (the space's reference genes with this block set);
+    ``ops`` are the ops of that architecture that belong to the block (empty for an identity).
+    """
+
+    block: int
+    index: int
+    values: tuple[int, ...]
+    genes: tuple[int, ...]
+    ops: tuple[OpSpec, ...]
+
+
+class BlockTable(NamedTuple):
+    """A per-op quantity tabulated per block option: ``fixed`` (stem / head) and ``tables[b][j]``.
+
+    ``gather(idx)`` evaluates it for many architectures from their option indices
+    (``space.group_index(genes_matrix)``): ``fixed + sum_b tables[b][idx[:, b]]`` (``combine=np.add``)
+    or the maximum over the blocks (``combine=np.maximum``, for peak memory).
+    """
+
+    fixed: float
+    tables: list[np.ndarray]
+
+    def gather(self, idx: np.ndarray, combine: Callable[[np.ndarray, np.ndarray], np.ndarray] = np.add
+               ) -> np.ndarray:
+        out = np.full(idx.shape[0], self.fixed, dtype=np.float64)
+        for b, t in enumerate(self.tables):
+            out = combine(out, t[idx[:, b]])
+        return out
 
 
 @dataclass(frozen=True)
@@ -223,28 +277,49 @@ class SearchSpace(ABC):
         grp = self.groups[group]
         return list(itertools.product(*(range(self.choices[i]) for i in grp.genes)))
 
+    def fixed_ops(self, resolution: int | None = None) -> list[OpSpec]:
+        """The ops outside every searchable block (stem, head): the same in every architecture."""
+        return [op for op in self.layers(self.smallest_valid(), resolution) if op.block < 0]
+
+    def block_options(self, resolution: int | None = None) -> Iterator[BlockOption]:
+        """Every option of every searchable block, block by block, in :meth:`group_options` order.
+
+        The one enumeration behind per-block tables (cost, latency), latency-table keys, supernet
+        candidates and exact per-block minima: valid because a block's ops depend only on its own
+        genes, so ``sum(options per block)`` architectures cover the whole space.
+        """
+        ref = self.smallest_valid()
+        for b, grp in enumerate(self.groups):
+            for j, values in enumerate(self.group_options(b)):
+                genes = list(ref)
+                for i, v in zip(grp.genes, values):
+                    genes[i] = v
+                ops = tuple(op for op in self.layers(genes, resolution) if op.block == b)
+                yield BlockOption(b, j, tuple(values), tuple(genes), ops)
+
+    def genes_from_options(self, options: Sequence[int]) -> tuple[int, ...]:
+        """The architecture whose block ``b`` takes option ``options[b]``: inverse of :meth:`group_index`."""
+        if len(options) != len(self.groups):
+            raise HwnasError(f"space {self.name!r} has {len(self.groups)} blocks, got {len(options)} options")
+        genes = list(self.smallest_valid())
+        for b, (grp, j) in enumerate(zip(self.groups, options)):
+            for i, v in zip(grp.genes, self.group_options(b)[int(j)]):
+                genes[i] = v
+        return tuple(genes)
+
     def block_table(self, fn: Callable[[OpSpec], float], resolution: int | None = None,
-                    reduce: Callable[[list[float]], float] = sum) -> tuple[float, list[np.ndarray]]:
+                    reduce: Callable[[list[float]], float] = sum) -> BlockTable:
         """Per-block lookup tables of an additive per-op quantity (cost, latency).
 
-        Returns ``(fixed, tables)``: ``fixed`` sums ``fn`` over the stem/head ops, and
-        ``tables[b][j]`` sums it over block ``b``'s ops when its genes take option ``j`` of
-        :meth:`group_options`. Valid because a block's ops depend only on its own genes.
-        ``reduce`` replaces the sum (``max`` for peak memory); it receives a list.
+        ``fixed`` sums ``fn`` over the stem/head ops, and ``tables[b][j]`` sums it over block
+        ``b``'s ops when its genes take option ``j`` of :meth:`group_options`. ``reduce`` replaces
+        the sum (``max`` for peak memory); it receives a list.
         """
-        ref = list(self.smallest_valid())
-        fixed = reduce([fn(op) for op in self.layers(ref, resolution) if op.block < 0] or [0.0])
-        tables = []
-        for b, grp in enumerate(self.groups):
-            vals = []
-            for opt in self.group_options(b):
-                genes = list(ref)
-                for i, v in zip(grp.genes, opt):
-                    genes[i] = v
-                vals.append(reduce([fn(op) for op in self.layers(genes, resolution)
-                                    if op.block == b] or [0.0]))
-            tables.append(np.asarray(vals, dtype=np.float64))
-        return float(fixed), tables
+        fixed = reduce([fn(op) for op in self.fixed_ops(resolution)] or [0.0])
+        vals: list[list[float]] = [[] for _ in self.groups]
+        for opt in self.block_options(resolution):
+            vals[opt.block].append(reduce([fn(op) for op in opt.ops] or [0.0]))
+        return BlockTable(float(fixed), [np.asarray(v, dtype=np.float64) for v in vals])
 
     def group_index(self, genes_matrix: np.ndarray) -> np.ndarray:
         """Option index of each block for each row: ``(n, num_blocks)`` ints."""
@@ -281,16 +356,10 @@ class SearchSpace(ABC):
     def _extreme(self, pick: Callable[[np.ndarray], int]) -> tuple[int, ...]:
         from hwnas.cost import op_costs  # local import: cost depends on spaces
 
-        _, tables = self.block_table(lambda op: op_costs(op).macs)
-        _, ptables = self.block_table(lambda op: op_costs(op).params)
-        genes = list(self.smallest_valid())
-        for b, grp in enumerate(self.groups):
-            # MACs first, params to break ties (identity vs a block of equal MACs never ties)
-            score = tables[b] * 1e6 + ptables[b] * 1e-3
-            opt = self.group_options(b)[pick(score)]
-            for i, v in zip(grp.genes, opt):
-                genes[i] = v
-        return tuple(genes)
+        macs = self.block_table(lambda op: op_costs(op).macs).tables
+        params = self.block_table(lambda op: op_costs(op).params).tables
+        # MACs first, params to break ties (identity vs a block of equal MACs never ties)
+        return self.genes_from_options([pick(m * 1e6 + p * 1e-3) for m, p in zip(macs, params)])
 
     def smallest(self) -> tuple[int, ...]:
         """The architecture with the fewest MACs (blocks are independent, so per-block argmin)."""

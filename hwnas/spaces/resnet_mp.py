@@ -63,16 +63,14 @@ class BitsAwareExtremes:
         space: SearchSpace = self  # type: ignore[assignment]
         fns = (lambda op: op_costs(op).macs, lambda op: op_costs(op).params,
                lambda op: op_costs(op).macs * op.w_bits * op.a_bits)
-        tables = [space.block_table(fn)[1] for fn in fns]
-        genes = list(space.smallest_valid())
-        for b, grp in enumerate(space.groups):
-            order = np.lexsort((tables[2][b], tables[1][b], tables[0][b]))  # last key is primary
+        tables = [space.block_table(fn).tables for fn in fns]
+        options = []
+        for macs, params, bitops in zip(*tables):
+            order = np.lexsort((bitops, params, macs))  # last key is primary
             rank = np.empty(len(order), dtype=np.float64)
             rank[order] = np.arange(len(order))
-            opt = space.group_options(b)[pick(rank)]
-            for i, v in zip(grp.genes, opt):
-                genes[i] = v
-        return tuple(genes)
+            options.append(pick(rank))
+        return space.genes_from_options(options)
 
 
 @dataclass(frozen=True)

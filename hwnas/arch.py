@@ -1,35 +1,101 @@
-"""Reading architectures given by users: ``"3,0,6,..."`` or ``@file.json``."""
+"""Reading architectures given by users: ``"3,0,6,..."`` or ``@file`` with one of hwnas's own outputs.
+
+``@FILE`` reads a JSON file that holds genes in any of the forms hwnas writes:
+
+* a list of ints, or an object with a ``genes`` list (an export's ``.export.json``, a
+  ``model.tflite.json`` sidecar);
+* ``hwnas arch sample --json``: ``{"space": ..., "archs": [{"genes": [...]}, ...]}``;
+* a search's ``pareto.json``: ``{"space": ..., "pareto": [{"genes": [...]}, ...]}``;
+* a list of gene lists.
+
+``@FILE#K`` picks entry ``K`` of a file that holds several architectures; a file with one needs no
+``#K``. When the file names its space and a space is given, the two must agree.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from hwnas.errors import HwnasError
 from hwnas.spaces.base import SearchSpace
 
+#: keys under which hwnas's outputs list several architectures.
+ENTRY_LISTS = ("archs", "pareto")
+
+
+def _is_genes(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+
+def _entries(data: Any, path: Path) -> list[Any]:
+    """The architectures a genes file holds, each a genes list or an object with ``genes``."""
+    if _is_genes(data):
+        return [data]
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        for key in ENTRY_LISTS:
+            if key in data:
+                if not isinstance(data[key], list):
+                    raise HwnasError(f"genes file {path}: {key!r} must be a list of architectures")
+                return data[key]
+        if "genes" in data:
+            return [data]
+        raise HwnasError(f"genes file {path} holds no genes: expected a list of integers or an object "
+                         f"with 'genes', 'archs' (arch sample --json) or 'pareto' (pareto.json)")
+    raise HwnasError(f"genes file {path} must hold a JSON list or object, not {type(data).__name__}")
+
+
+def read_genes_file(spec: str) -> tuple[tuple[int, ...], dict[str, Any] | None]:
+    """Genes from ``FILE`` or ``FILE#K`` and the space config the file names (``None`` if it names none)."""
+    name, sep, index_text = spec.rpartition("#") if "#" in spec else (spec, "", "")
+    path = Path(name)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HwnasError(f"genes file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HwnasError(f"cannot read genes file {path}: {exc}") from None
+    entries = _entries(data, path)
+    if not entries:
+        raise HwnasError(f"genes file {path} holds no architectures")
+    if sep:
+        try:
+            k = int(index_text)
+        except ValueError:
+            raise HwnasError(f"#{index_text} after genes file {path} is not an entry number; "
+                             f"use #0..#{len(entries) - 1}") from None
+        if not 0 <= k < len(entries):
+            raise HwnasError(f"genes file {path} holds {len(entries)} architectures; #{k} is out of range "
+                             f"(use #0..#{len(entries) - 1})")
+    elif len(entries) > 1:
+        raise HwnasError(f"genes file {path} holds {len(entries)} architectures; pick one with "
+                         f"@{path}#K (K = 0..{len(entries) - 1})")
+    else:
+        k = 0
+    entry = entries[k]
+    genes = entry.get("genes") if isinstance(entry, dict) else entry
+    if not _is_genes(genes):
+        raise HwnasError(f"entry {k} of genes file {path} must be a list of integers (or an object "
+                         f"with a 'genes' list)")
+    space = data.get("space") if isinstance(data, dict) else None
+    return tuple(genes), space if isinstance(space, dict) else None
+
 
 def parse_genes(text: str, space: SearchSpace | None = None) -> tuple[int, ...]:
-    """Parse comma-separated ints or ``@file.json`` (a list, or an object with a ``genes`` list).
+    """Parse comma-separated ints or ``@FILE[#K]`` (see the module docstring).
 
-    With ``space`` the genes are validated (count and ranges) too.
+    With ``space`` the genes are validated (count and ranges) too, and a file made for another
+    space is refused.
     """
     text = text.strip()
     if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise HwnasError(f"genes file {path} does not exist") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise HwnasError(f"cannot read genes file {path}: {exc}") from None
-        if isinstance(data, dict):
-            if "genes" not in data:
-                raise HwnasError(f"genes file {path} is an object without a 'genes' key")
-            data = data["genes"]
-        if not isinstance(data, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in data):
-            raise HwnasError(f"genes file {path} must hold a list of integers")
-        genes = tuple(data)
+        genes, file_space = read_genes_file(text[1:])
+        if space is not None and file_space is not None and file_space.get("name") not in (None, space.name):
+            raise HwnasError(f"genes file {text[1:]} is for space {file_space.get('name')!r}, "
+                             f"not {space.name!r}")
     else:
         parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
         if not parts:

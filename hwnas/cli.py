@@ -28,7 +28,7 @@ SpaceOpt = Annotated[str, typer.Option("--space", "-s", help="Search space name 
 WidthOpt = Annotated[Optional[float], typer.Option(help="Width multiplier (default: the space's, 1.0).")]
 ResOpt = Annotated[Optional[int], typer.Option(help="Input resolution (default: the space's, 224).")]
 ClassesOpt = Annotated[Optional[int], typer.Option("--num-classes", help="Number of classes (default 1000).")]
-GenesOpt = Annotated[str, typer.Option("--genes", "-g", help="Comma-separated ints or @file.json.")]
+GenesOpt = Annotated[str, typer.Option("--genes", "-g", help="Comma-separated ints, or @FILE[#K]: a JSON list, `arch sample --json`, pareto.json or an .export.json (#K picks entry K).")]
 
 
 def _space(name: str, width: float | None = None, resolution: int | None = None,
@@ -39,11 +39,9 @@ def _space(name: str, width: float | None = None, resolution: int | None = None,
 
 
 def _fmt_int(n: float) -> str:
-    n = float(n)
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{unit}"
-    return f"{n:.0f}"
+    from hwnas.units import format_amount
+
+    return format_amount(n, digits=3)
 
 
 @app.command("spaces")
@@ -56,10 +54,14 @@ def spaces_cmd(
     rows = []
     for name in space_names():
         s = create_space(name)
+        paper_size = getattr(s, "paper_size", None)
         rows.append({"name": name, "genes": s.num_genes, "blocks": len(s.groups),
-                     "choices": sorted(set(s.choices)), "size": s.size(), "paper": s.paper_note})
+                     "choices": sorted(set(s.choices)), "size": s.size(), "paper": s.paper_note,
+                     "paper_size": None if paper_size is None else paper_size()})
     if json_out:
-        out.print_json(json.dumps([{**r, "size": str(r["size"])} for r in rows]))
+        out.print_json(json.dumps([{**r, "size": str(r["size"]),
+                                    "paper_size": None if r["paper_size"] is None else str(r["paper_size"])}
+                                   for r in rows]))
         return
     t = Table(title="hwnas search spaces")
     for col in ("name", "blocks", "genes", "choices", "exact size", "as the paper counts"):
@@ -87,7 +89,8 @@ def arch_sample(
     genes = sp.sample_many(np.random.default_rng(seed), n)
     c = CostModel(sp)(genes)
     rows = [{"genes": [int(v) for v in g], "macs": int(c["macs"][i]), "params": int(c["params"][i]),
-             "bitops": int(c["bitops"][i])} for i, g in enumerate(genes)]
+             "bitops": int(c["bitops"][i]), "searched_bitops": int(c["searched_bitops"][i])}
+            for i, g in enumerate(genes)]
     if json_out:
         typer.echo(json.dumps({"space": sp.config(), "seed": seed, "archs": rows}, indent=2))
         return
@@ -124,7 +127,7 @@ def arch_show(
         t.add_row(row["block"], row["choice"])
     out.print(t)
     out.print(f"MACs {_fmt_int(c.macs)} | FLOPs {_fmt_int(c.flops)} | params {_fmt_int(c.params)} | "
-              f"BitOps {_fmt_int(c.bitops)} | peak activations {c.peak_act_bytes / 2**20:.2f} MiB "
+              f"BitOps {_fmt_int(c.bitops)} (searched blocks {_fmt_int(c.searched_bitops)}) | peak activations {c.peak_act_bytes / 2**20:.2f} MiB "
               f"@ {sp.resolution}x{sp.resolution}")
 
 

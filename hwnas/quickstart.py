@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import numpy as np
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -123,10 +122,10 @@ def step_train(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str, 
 def step_latency(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str, Any]:
     """Use the shipped table when it covers these settings, else profile this computer."""
     from hwnas.devices.profiles import load_profile
+    from hwnas.latency.build import profile_and_calibrate
     from hwnas.latency.predict import LatencyPredictor
-    from hwnas.latency.profile import ProfileConfig, _runner_for, profile_device
-    from hwnas.latency.table import LatencyTable, table_path
-    from hwnas.latency.validate import calibrate
+    from hwnas.latency.profile import ProfileConfig
+    from hwnas.latency.table import load_table, table_path
 
     space = _space(cfg)
     shipped = table_path(cfg.device, space.name, cfg.runtime, cfg.tables_dir)
@@ -135,9 +134,8 @@ def step_latency(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str
         reason = "--profile-host"
     else:
         try:
-            table = LatencyTable.load(shipped)
-            pred = LatencyPredictor(table, space)
-            if pred.is_calibrated:
+            table = load_table(cfg.device, space, cfg.runtime, cfg.tables_dir)
+            if LatencyPredictor(table, space).is_calibrated:
                 return {"tables_dir": str(shipped.parents[1]), "table": str(shipped), "profiled": False,
                         "keys": len(table.entries), "seconds": 0.0}
             reason = "it is not calibrated for these settings"
@@ -146,12 +144,11 @@ def step_latency(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str
         reason = f"no usable shipped table: {reason}"
     console.print(f"[yellow]latency:[/] profiling this computer ({reason})")
     tables_dir = out / "latency_tables"
-    profile = load_profile(cfg.device)
     pcfg = ProfileConfig(runtime=cfg.runtime, warmup=10, runs=30, cool_down=False)
-    table = profile_device(profile, space, pcfg, tables_dir=tables_dir, resume=True)
-    calibrate(table, space, _runner_for(profile, cfg.runtime, None), n=10, threads=profile.cpu.default_threads)
-    return {"tables_dir": str(tables_dir), "table": str(table.path), "profiled": True,
-            "keys": len(table.entries), "seconds": time.perf_counter() - t0}
+    build = profile_and_calibrate([load_profile(cfg.device)], space, pcfg, tables_dir=tables_dir,
+                                  resume=True, calibrate_n=10)[cfg.device]
+    return {"tables_dir": str(tables_dir), "table": str(build.table.path), "profiled": True,
+            "keys": len(build.table.entries), "seconds": time.perf_counter() - t0}
 
 
 def _budget(cfg: QuickstartConfig, tables_dir: str) -> float:
@@ -166,22 +163,21 @@ def _budget(cfg: QuickstartConfig, tables_dir: str) -> float:
 
 
 def step_search(cfg: QuickstartConfig, out: Path, state: _State, console: Console) -> dict[str, Any]:
-    from hwnas.search.commands import build_cli_problem
-    from hwnas.search.run import STATE_FILE, run_search
+    from hwnas.search import build_problem, run_search
+    from hwnas.search.run import STATE_FILE
 
     tables_dir = state.done("latency")["tables_dir"]
     budget = _budget(cfg, tables_dir)
     ckpt = Path(state.done("train")["checkpoint"])
-    problem, initial = build_cli_problem(
-        checkpoint=ckpt, space=None, width=None, resolution=None, num_classes=None, device=cfg.device,
-        runtime=cfg.runtime, objectives="error,latency", budgets={"latency": budget},
-        tables_dir=Path(tables_dir), eval_batches=cfg.eval_batches, calib_batches=cfg.calib_batches,
-        batch_size=256, eval_device="cpu")
+    setup = build_problem(checkpoint=ckpt, device=cfg.device, runtime=cfg.runtime,
+                          objectives="error,latency", budgets={"latency": budget}, tables_dir=tables_dir,
+                          eval_batches=cfg.eval_batches, calib_batches=cfg.calib_batches,
+                          batch_size=256, eval_device="cpu")
     search_dir = out / "search"
     t0 = time.perf_counter()
-    res = run_search(problem, "nsga2", pop=cfg.pop, gens=cfg.gens, seed=cfg.seed, out_dir=search_dir,
-                     initial=initial, resume=(search_dir / STATE_FILE).exists(),
-                     progress=console.is_terminal)
+    res = run_search(setup.problem, "nsga2", pop=cfg.pop, gens=cfg.gens, seed=cfg.seed, out_dir=search_dir,
+                     initial=setup.initial, resume=(search_dir / STATE_FILE).exists(),
+                     progress=console.is_terminal, extra_settings=setup.settings)
     best = res.best_genes
     m = res.metrics(res.best_index)
     return {"budget_ms": budget, "genes": list(best), "search_val_error": m["error"],
@@ -244,15 +240,15 @@ def step_measure(cfg: QuickstartConfig, out: Path, state: _State) -> dict[str, A
     the prediction, and the table's canary op: its time now over its best time when the table was
     profiled tells how much faster or slower this computer runs than it did then."""
     from hwnas.devices.profiles import load_profile
+    from hwnas.latency.build import device_runner
     from hwnas.latency.keys import space_ops
     from hwnas.latency.opmodels import OpModelCache
     from hwnas.latency.table import LatencyTable
     from hwnas.runners.base import MeasureConfig
-    from hwnas.runners.registry import create_runner, default_runner_name
     from hwnas.search.objectives import load_latency_predictor
 
     profile = load_profile(cfg.device)
-    runner = create_runner(default_runner_name(profile, cfg.runtime), profile)
+    runner = device_runner(profile, cfg.runtime)
     mcfg = MeasureConfig(warmup=20, runs=100, threads=profile.cpu.default_threads, cool_down=False)
 
     def quietest(path: Path) -> float:
@@ -278,8 +274,8 @@ def step_measure(cfg: QuickstartConfig, out: Path, state: _State) -> dict[str, A
 
 def measure_in_fresh_process(cfg: QuickstartConfig, out: Path, state: _State) -> dict[str, Any]:
     """:func:`step_measure` in a newly spawned interpreter: in the process that has just trained,
-    searched and exported, the same model measured 30-45 % slower (0.148 vs 0.104-0.110 ms on the
-    development machine), from whatever the converters and thread pools left running."""
+    searched and exported, the same model measures markedly slower (see docs/quickstart.md), from
+    whatever the converters and thread pools left running."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

@@ -21,6 +21,7 @@ def test_spaces_lists_exact_sizes(capsys):
     rows = {r["name"]: r for r in json.loads(out)}
     assert int(rows["mbv2"]["size"]) == 6**6 * 7**15
     assert int(rows["shufflenetv2"]["size"]) == 32**20
+    assert int(rows["mbv2"]["paper_size"]) == 7**21 and rows["shufflenetv2"]["paper_size"] is None
 
 
 def test_arch_sample_json_is_seeded(capsys):

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tiny_space
+from conftest import SPACE_NAMES, tiny_space
 from conftest_adb import adb_test_key, make_loopback_adbd  # noqa: F401  (fixtures)
 from hwnas.devices.profiles import load_profile
 from hwnas.errors import HwnasError
 from hwnas.latency.keys import arch_keys, space_ops
-from hwnas.latency.predict import LatencyPredictor, predict_latency
+from hwnas.latency.predict import LatencyPredictor
 from hwnas.latency.profile import ProfileConfig, plan_profile, profile_device
 from hwnas.latency.table import LatencyTable, space_tag, table_path
 from hwnas.latency.validate import calibrate, validate
@@ -37,15 +37,18 @@ def synthetic_table(space, tmp_path, seed=0) -> LatencyTable:
     return t
 
 
-@pytest.mark.parametrize("name", ["mbv2", "shufflenetv2"])
+@pytest.mark.parametrize("name", SPACE_NAMES)
 def test_space_ops_cover_every_arch(name, rng):
     s = tiny_space(name)
     ops = space_ops(s)
     for _ in range(50):
         assert set(arch_keys(s, s.sample(rng))) <= set(ops)
-    # keys are canonical: same shapes and settings, same key
-    assert len(ops) == len({k for k in ops})
-    assert all(k.endswith("fp32") for k in ops)
+    # keys are canonical: ops that execute the same thing (whichever block they sit in) share one
+    # key, and ops that differ in anything the runtime executes get different keys
+    executed = {replace(op, block=-1) for op in s.fixed_ops()}
+    executed |= {replace(op, block=-1) for opt in s.block_options() for op in opt.ops}
+    assert len(ops) == len(executed)
+    assert all(key == spec.latency_key() and key.endswith(spec.dtype) for key, spec in ops.items())
 
 
 @pytest.mark.parametrize("name", ["mbv2", "mbv2-se", "shufflenetv2"])
@@ -59,7 +62,7 @@ def test_vectorised_prediction_equals_sum_over_keys(name, rng, tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert np.array_equal(pred.n_ops(m), [len(s.layers(g)) for g in m])
     table.set_calibration(space_tag(s), 2.0, 0.5, per_op_ms=-0.01)
-    np.testing.assert_allclose(predict_latency(table, s, m), 2.0 * np.asarray(want) - 0.01 * pred.n_ops(m) + 0.5)
+    np.testing.assert_allclose(LatencyPredictor(table, s)(m), 2.0 * np.asarray(want) - 0.01 * pred.n_ops(m) + 0.5)
 
 
 def test_prediction_refuses_missing_keys_and_other_spaces(tmp_path):

@@ -1,4 +1,4 @@
-"""Issue 8 end to end on digits: QAT supernet training of resnet18-mp, a BitOps-constrained search
+"""Mixed precision end to end on digits: QAT supernet training of resnet18-mp, a BitOps-constrained search
 with inherited weights, and a mixed-precision export of the chosen subnet through the CLI."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hwnas.cli import main
 from hwnas.cost import CostModel
 from hwnas.export import read_onnx_metadata
-from hwnas.search.commands import build_cli_problem
+from hwnas.search import build_problem
 from hwnas.search.run import run_search
 from hwnas.spaces import create_space
 from hwnas.train.config import TrainConfig
@@ -27,18 +27,17 @@ def test_qat_train_bitops_search_and_mixed_export(tmp_path, capsys):
     assert res.steps == 4 and ckpt.exists()
 
     space = create_space("resnet18-mp", width=0.25, resolution=16, num_classes=10)
-    bitops = CostModel(space)(space.sample_many(np.random.default_rng(0), 500))["bitops"]
+    bitops = CostModel(space)(space.sample_many(np.random.default_rng(0), 500))["searched_bitops"]
     budget = float(np.quantile(bitops, 0.3))
-    problem, initial = build_cli_problem(
-        checkpoint=ckpt, space=None, width=None, resolution=None, num_classes=None, device=None,
-        runtime="tflite", objectives="error,bitops", budgets={"bitops": budget}, eval_batches=1,
-        calib_batches=1, batch_size=64, eval_device="cpu")
-    result = run_search(problem, "nsga2", pop=6, gens=2, seed=0, out_dir=tmp_path / "search", progress=False)
+    setup = build_problem(checkpoint=ckpt, objectives="error,bitops", budgets={"searched_bitops": budget},
+                          eval_batches=1, calib_batches=1, batch_size=64, eval_device="cpu")
+    result = run_search(setup.problem, "nsga2", pop=6, gens=2, seed=0, out_dir=tmp_path / "search",
+                        initial=setup.initial, progress=False)
     front = result.pareto_index
     assert len(front) >= 1
-    assert (result.history.column("bitops")[front] <= budget).all()
+    assert (result.history.column("searched_bitops")[front] <= budget).all()
     best = result.best_genes
-    assert CostModel(space)(np.asarray([best]))["bitops"][0] <= budget
+    assert CostModel(space)(np.asarray([best]))["searched_bitops"][0] <= budget
 
     out = tmp_path / "export"
     try:

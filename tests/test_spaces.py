@@ -227,3 +227,36 @@ print("ok", len(space_names()))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["ok", str(len(SPACE_NAMES))]
+
+
+def test_an_installed_package_adds_a_space_through_its_entry_point(tmp_path):
+    """A package that declares an ``hwnas.spaces`` entry point is listed by ``hwnas spaces``."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "my_spaces.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from typing import ClassVar\n"
+        "from hwnas.spaces import register_space\n"
+        "from hwnas.spaces.mbv2 import MobileNetV2Space\n"
+        "@dataclass(frozen=True)\n"
+        "class Mine(MobileNetV2Space):\n"
+        "    name: ClassVar[str] = 'mine'\n"
+        "register_space(Mine)\n")
+    dist = tmp_path / "my_spaces-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-spaces\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[hwnas.spaces]\nmine = my_spaces\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": f"{root}:{tmp_path}", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    code = "from hwnas.spaces import create_space, space_names; print(space_names()); print(create_space('mine').size())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names, size = proc.stdout.splitlines()
+    assert "mine" in json.loads(names.replace("'", '"')) and int(size) == 6**6 * 7**15
+    (dist / "entry_points.txt").write_text("[hwnas.spaces]\nbroken = no_such_module\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0
+    assert "search-space plug-in 'broken'" in proc.stderr and "cannot be imported" in proc.stderr

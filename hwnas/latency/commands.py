@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hwnas.errors import HwnasError
+from hwnas.latency import DEFAULT_CALIBRATION_SUBNETS
 
 out = Console()
 err = Console(stderr=True)
@@ -41,17 +42,15 @@ def _space(name, width, resolution, num_classes):
 
 
 def _runner(profile, runtime):
-    from hwnas.latency.profile import _runner_for
+    from hwnas.latency.build import device_runner
 
-    return _runner_for(profile, runtime, None)
+    return device_runner(profile, runtime)
 
 
 def _load_table(device: str, space, runtime: str, tables_dir):
-    from hwnas.latency.table import LatencyTable, table_path
+    from hwnas.latency.table import load_table
 
-    table = LatencyTable.load(table_path(device, space.name, runtime, tables_dir))
-    table.check_compatible(space=space, runtime=runtime)
-    return table
+    return load_table(device, space, runtime, tables_dir)
 
 
 def register(app: typer.Typer) -> None:
@@ -68,17 +67,18 @@ def register(app: typer.Typer) -> None:
         warmup: Annotated[int, typer.Option(min=0)] = 10,
         runs: Annotated[int, typer.Option(min=1)] = 50,
         repetitions: Annotated[int, typer.Option(min=1, help="Back-to-back repetitions inside one measurement (pooled).")] = 1,
-        rounds: Annotated[int, typer.Option(min=1, help="Measurements per key, round-robin over the keys; the table keeps their median.")] = 3,
+        rounds: Annotated[int, typer.Option(min=1, help="Measurements per key, round-robin over the keys; the table keeps the quietest (the lowest round median).")] = 3,
         resume: Annotated[bool, typer.Option(help="Continue an existing table.")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="List the keys and the estimated time only.")] = False,
         max_keys: Annotated[Optional[int], typer.Option(min=1, help="Measure at most N missing keys now.")] = None,
-        calibrate_n: Annotated[int, typer.Option("--calibrate", min=0, help="Then fit the calibration on N random subnets (+ smallest, largest); 0 to skip.")] = 8,
+        calibrate_n: Annotated[int, typer.Option("--calibrate", min=0, help="Then fit the calibration on N random subnets (+ smallest, largest); 0 to skip.")] = DEFAULT_CALIBRATION_SUBNETS,
         canary: CanaryOpt = True,
         tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None,
     ) -> None:
         """Measure every unique op of a space on a device and write its latency table."""
         from hwnas.devices.commands import resolve_device
-        from hwnas.latency.profile import ProfileConfig, plan_profile, profile_device, profile_devices
+        from hwnas.latency.build import profile_and_calibrate
+        from hwnas.latency.profile import ProfileConfig, plan_profile
 
         sp = _space(space, width, resolution, num_classes)
         if (serial or host) and len(device) > 1:
@@ -107,29 +107,18 @@ def register(app: typer.Typer) -> None:
                     tasks[dev] = prog.add_task(dev, total=total)
                 prog.update(tasks[dev], completed=done)
 
-            if len(profiles) == 1:
-                p = profiles[0]
-                results = {p.name: profile_device(p, sp, cfg, tables_dir=tables_dir, resume=resume,
-                                                  on_progress=lambda k, d, t: cb(p.name, k, d, t))}
-            else:
-                results = profile_devices(profiles, sp, cfg, tables_dir=tables_dir, resume=resume, on_progress=cb)
-        failed = {k: v for k, v in results.items() if isinstance(v, HwnasError)}
-        for name, table in results.items():
-            if isinstance(table, HwnasError):
+            builds = profile_and_calibrate(profiles, sp, cfg, tables_dir=tables_dir, resume=resume,
+                                           calibrate_n=calibrate_n, on_progress=cb)
+        for name, b in builds.items():
+            if b.error is not None:
                 continue
-            from hwnas.latency.keys import space_ops
-
-            missing = table.missing(space_ops(sp))
-            out.print(f"[green]{name}[/]: {len(table.entries)} keys in {table.path}"
-                      + (f"; {len(missing)} still missing (run again with --resume)" if missing else ""))
-            if calibrate_n and not missing:
-                from hwnas.latency.validate import calibrate
-
-                p = next(p for p in profiles if p.name == name)
-                cal = calibrate(table, sp, _runner(p, runtime), n=calibrate_n,
-                                threads=threads or p.cpu.default_threads, canary=canary)
+            out.print(f"[green]{name}[/]: {len(b.table.entries)} keys in {b.table.path}"
+                      + (f"; {len(b.missing)} still missing (run again with --resume)" if b.missing else ""))
+            if b.calibration is not None:
+                cal = b.calibration
                 out.print(f"  calibration: scale {cal['scale']:.3f}, per-op {cal['per_op_ms']:.4f} ms, "
                           f"offset {cal['offset_ms']:.3f} ms (fit MAPE {cal['mape_on_fit']:.1%})")
+        failed = {name: b.error for name, b in builds.items() if b.error is not None}
         if failed:
             raise HwnasError("; ".join(f"{k}: {v}" for k, v in failed.items())
                              + " (finished keys are saved: rerun with --resume)")
@@ -139,11 +128,8 @@ def register(app: typer.Typer) -> None:
                  tables_dir: TablesOpt = None,
                  keys: Annotated[bool, typer.Option("--keys", help="List every key.")] = False) -> None:
         """Show a table's metadata, calibrations and (optionally) its keys."""
-        from hwnas.latency.table import LatencyTable, table_path
-
         sp = _space(space, None, None, None)
-        table = LatencyTable.load(table_path(device, sp.name, runtime, tables_dir))
-        table.check_compatible(space=sp, runtime=runtime)
+        table = _load_table(device, sp, runtime, tables_dir)
         t = Table(title=str(table.path))
         t.add_column("field")
         t.add_column("value", overflow="fold")

@@ -63,9 +63,3 @@ class LatencyPredictor:
         if self.per_op:
             raw = raw + (self.per_op / self.scale) * self.counts.gather(idx)
         return self.scale * raw + self.offset
-
-
-def predict_latency(table: LatencyTable, space: SearchSpace, genes_matrix,
-                    resolution: int | None = None) -> np.ndarray:
-    """Predicted latency in ms for each row of ``genes_matrix`` (builds a :class:`LatencyPredictor`)."""
-    return LatencyPredictor(table, space, resolution)(genes_matrix)

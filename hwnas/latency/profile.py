@@ -43,7 +43,7 @@ class ProfileConfig:
     warmup: int = 10
     runs: int = 50
     repetitions: int = 1  # back-to-back repetitions inside one measurement (pooled)
-    rounds: int = 3  # measurements per key, round-robin over the keys; the entry keeps the median
+    rounds: int = 3  # measurements per key, round-robin over the keys; the entry keeps the quietest
     max_keys: int | None = None  # profile at most this many unfinished keys now (run again to continue)
     cool_down: bool = True
     canary: bool = True  # measure in blocks between checks of a reference model (hwnas.runners.quiet)

@@ -23,7 +23,7 @@ from hwnas.spaces.base import SearchSpace
 FORMAT = "hwnas.latency_table"
 FORMAT_VERSION = 1
 ENTRY_FIELDS = ("count", "mean_ms", "median_ms", "std_ms", "min_ms", "max_ms")
-#: metadata a table must carry (issue 6: device, SoC, runtime + version, delegate, threads, warm-up, runs...)
+#: metadata a table must carry (device, SoC, runtime + version, delegate, threads, warm-up, runs...)
 REQUIRED_METADATA = ("device", "soc", "runtime", "runtime_version", "delegate", "threads", "warmup",
                      "runs", "space")
 
@@ -40,6 +40,14 @@ def default_table_dir() -> Path:
 def table_path(device: str, space_name: str, runtime: str, root: str | Path | None = None) -> Path:
     root = default_table_dir() if root is None else Path(root)
     return root / device / f"{space_name}-{runtime}.json"
+
+
+def load_table(device: str, space: SearchSpace, runtime: str, root: str | Path | None = None) -> LatencyTable:
+    """The table of ``device`` / ``runtime`` for ``space`` under ``root`` (default: the shipped
+    ``latency_tables/``), checked to belong to that space and runtime."""
+    table = LatencyTable.load(table_path(device, space.name, runtime, root))
+    table.check_compatible(space=space, runtime=runtime)
+    return table
 
 
 def space_tag(space: SearchSpace, resolution: int | None = None) -> str:

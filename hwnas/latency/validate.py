@@ -1,8 +1,9 @@
 """End-to-end measurements of whole subnets: calibration of a table and its validation.
 
 * :func:`calibrate` measures a few subnets end to end (by default 8 random + smallest + largest) and
-  fits ``measured = scale * sum(op medians) + offset`` by least squares: the per-device correction for
-  fusion across ops and per-inference overhead (DESIGN.md section 5).
+  fits ``measured = scale * sum(op medians) + per_op * n_ops + offset`` by least squares: the
+  per-device correction for fusion across ops and per-inference overhead (nn-Meter, Zhang et al.
+  2021).
 * :func:`validate` measures N *other* random subnets (a different seed: held out) and reports MAPE,
   the fraction within +-10 %, Kendall tau, and a scatter plot saved next to the table.
 

@@ -12,6 +12,7 @@ a dynamic copy that could drift apart.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 
 import torch
@@ -329,7 +330,9 @@ class Classifier(nn.Module):
         return self.fc(x)
 
 
-BLOCKS: dict[str, type[nn.Module]] = {
+#: the module class of each op type: a class, or a ``"module:Class"`` reference resolved on first use
+#: (the quantized blocks build on the classes above, so ``hwnas.quant`` imports this module).
+BLOCKS: dict[str, type[nn.Module] | str] = {
     "conv": ConvBNAct,
     "mbconv": MBConv,
     "shuffle": ShuffleBlock,
@@ -337,18 +340,23 @@ BLOCKS: dict[str, type[nn.Module]] = {
     "gap": GlobalAvgPool,
     "linear": Classifier,
     "maxpool": MaxPool,
+    "basic": "hwnas.quant.blocks:BasicBlock",
+    "qmbconv": "hwnas.quant.blocks:QuantMBConv",
 }
+
+
+def block_class(op: str) -> type[nn.Module]:
+    """The module class registered for op type ``op``."""
+    try:
+        cls = BLOCKS[op]
+    except KeyError:
+        raise ValueError(f"no builder for op type {op!r}") from None
+    if isinstance(cls, str):
+        module, _, name = cls.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+    return cls
 
 
 def build_op(spec: OpSpec) -> nn.Module:
     """The module that executes ``spec`` (exact widths)."""
-    try:
-        cls = BLOCKS[spec.op]
-    except KeyError:
-        raise ValueError(f"no builder for op type {spec.op!r}") from None
-    return cls(spec)
-
-
-# the quantized blocks (``basic``, ``qmbconv``) register themselves into BLOCKS; they build on the
-# classes above, hence the import at the end.
-from hwnas.quant import blocks as _quant_blocks  # noqa: E402,F401
+    return block_class(spec.op)(spec)

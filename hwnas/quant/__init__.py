@@ -1,4 +1,4 @@
-"""Mixed-precision quantization (DESIGN.md section 7, SPOS Sec. 4 "Mixed-Precision Quantization").
+"""Mixed-precision quantization (SPOS Sec. 4 "Mixed-Precision Quantization").
 
 * :mod:`hwnas.quant.quantizers`: PACT activations and uniform symmetric weights, bits per call.
 * :mod:`hwnas.quant.blocks`: quantized ResNet basic block (``basic``) and MBConv (``qmbconv``).

@@ -28,7 +28,7 @@ from typing import Any
 
 from torch import nn
 
-from hwnas.cost import cost_of_layers, op_costs
+from hwnas.cost import cost_of_layers
 from hwnas.errors import HwnasError
 from hwnas.spaces.base import OpSpec, SearchSpace
 
@@ -50,7 +50,7 @@ class KWKABaseline:
 
 def quantized_bitops(layers: Sequence[OpSpec]) -> int:
     """BitOps of the searched blocks only (``op.block >= 0``): SPOS Table 6's convention."""
-    return sum(op_costs(op).macs * op.w_bits * op.a_bits for op in layers if op.block >= 0)
+    return cost_of_layers(list(layers)).searched_bitops
 
 
 def _bit_pairs(space: SearchSpace) -> tuple[tuple[int, int], ...]:

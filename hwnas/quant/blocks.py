@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwnas.nn.blocks import BLOCKS, DynamicBatchNorm2d, DynamicConv2d, activation
+from hwnas.nn.blocks import DynamicBatchNorm2d, DynamicConv2d, activation
 from hwnas.quant.quantizers import FULL_PRECISION, PACT, quantize_weight
 from hwnas.spaces.base import OpSpec
 
@@ -168,5 +168,3 @@ def switch_to_deploy(model: nn.Module) -> nn.Module:
     return model
 
 
-BLOCKS["basic"] = BasicBlock
-BLOCKS["qmbconv"] = QuantMBConv

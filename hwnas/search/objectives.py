@@ -6,7 +6,9 @@ as an objective (minimised) or as a pure constraint (``ArchProblem(..., constrai
 
 Built-ins:
 
-* ``macs`` / ``flops`` / ``params`` / ``bitops`` / ``peak_act_bytes`` from :class:`~hwnas.cost.CostModel`;
+* ``macs`` / ``flops`` / ``params`` / ``bitops`` / ``searched_bitops`` / ``peak_act_bytes`` from
+  :class:`~hwnas.cost.CostModel` (``searched_bitops``: the searched blocks only, as SPOS counts
+  BitOps budgets);
 * ``latency`` from any vectorised predictor ``predict(genes_matrix) -> ms`` (the device latency
   tables of ``hwnas.latency`` provide one; see :func:`load_latency_predictor`);
 * ``error`` = 100 - top-1 accuracy (%) of a subnet with inherited supernet weights, measured by the
@@ -29,10 +31,11 @@ import numpy as np
 from hwnas.cost import COST_FIELDS, CostModel
 from hwnas.errors import HwnasError
 from hwnas.spaces.base import SearchSpace
+from hwnas.units import format_amount
 
 #: display units of the cost-model metrics.
 COST_UNITS = {"macs": "MACs", "flops": "FLOPs", "params": "params", "bitops": "BitOps",
-              "peak_act_bytes": "bytes"}
+              "searched_bitops": "BitOps", "peak_act_bytes": "bytes"}
 #: the names ``--objectives`` accepts.
 OBJECTIVE_NAMES = ("error", "latency", *COST_FIELDS)
 
@@ -63,10 +66,6 @@ class Objective:
     def with_budget(self, budget: float | None) -> Objective:
         return dataclasses.replace(self, budget=None if budget is None else float(budget))
 
-    @property
-    def constraint_name(self) -> str:
-        return f"max_{self.name}"
-
     def constraint(self, values: np.ndarray) -> np.ndarray:
         """pymoo inequality ``G <= 0`` (feasible): the relative excess ``value / budget - 1``.
 
@@ -80,27 +79,13 @@ class Objective:
         return np.asarray(values, dtype=np.float64) - self.budget
 
     def describe_budget(self) -> str:
-        return f"{self.name} <= {format_value(self.budget, self.unit)}"
-
-
-def format_value(value: float | None, unit: str = "") -> str:
-    """``330.2M MACs``, ``12.5 ms``: short human form of a metric value."""
-    if value is None:
-        return "-"
-    v = float(value)
-    if not math.isfinite(v):
-        return f"{v}"
-    text = f"{v:.4g}"
-    for suffix, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(v) >= div:
-            text = f"{v / div:.4g}{suffix}"
-            break
-    return f"{text} {unit}".strip()
+        return f"{self.name} <= {format_amount(self.budget, self.unit)}"
 
 
 # ---- built-in objectives -----------------------------------------------------------------------
 def cost_objective(name: str, cost_model: CostModel, budget: float | None = None) -> Objective:
-    """``macs``, ``flops``, ``params``, ``bitops`` or ``peak_act_bytes`` from the cost model."""
+    """``macs``, ``flops``, ``params``, ``bitops``, ``searched_bitops`` or ``peak_act_bytes`` from the
+    cost model."""
     if name not in COST_FIELDS:
         raise HwnasError(f"unknown cost metric {name!r}; known: {', '.join(COST_FIELDS)}")
 
@@ -119,8 +104,10 @@ def params_objective(cost_model: CostModel, budget: float | None = None) -> Obje
     return cost_objective("params", cost_model, budget)
 
 
-def bitops_objective(cost_model: CostModel, budget: float | None = None) -> Objective:
-    return cost_objective("bitops", cost_model, budget)
+def bitops_objective(cost_model: CostModel, budget: float | None = None, *,
+                     searched_only: bool = False) -> Objective:
+    """Total BitOps, or with ``searched_only`` those of the searched blocks (SPOS Sec. 4, Table 6)."""
+    return cost_objective("searched_bitops" if searched_only else "bitops", cost_model, budget)
 
 
 def latency_objective(predict: Callable[[np.ndarray], np.ndarray], budget: float | None = None,
@@ -202,13 +189,11 @@ def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tfli
     """
     try:
         from hwnas.latency.predict import LatencyPredictor
-        from hwnas.latency.table import LatencyTable, table_path
+        from hwnas.latency.table import load_table
     except ImportError:
         raise HwnasError("no latency table support installed (hwnas.latency cannot be imported): "
                          "latency objectives and --max-latency-ms are unavailable") from None
-    table = LatencyTable.load(table_path(device, space.name, runtime, root))
-    table.check_compatible(space=space, runtime=runtime)
-    return LatencyPredictor(table, space)
+    return LatencyPredictor(load_table(device, space, runtime, root), space)
 
 
 # ---- budgets -----------------------------------------------------------------------------------

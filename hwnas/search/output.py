@@ -1,4 +1,4 @@
-"""Search result files (DESIGN.md section 6), all written atomically.
+"""Search result files, all written atomically.
 
 * ``pareto.csv`` / ``pareto.json``: the feasible non-dominated architectures, sorted by the first
   objective: genes, decoded config (``space.describe``), every metric (objectives, constraints,

@@ -1,4 +1,4 @@
-"""The architecture search problem: a pymoo ``Problem`` over integer genes (DESIGN.md section 6).
+"""The architecture search problem: a pymoo ``Problem`` over integer genes.
 
 ``ArchProblem(space, objectives, constraints)``: ``n_var = space.num_genes``, ``xl = 0``,
 ``xu = choices - 1``, ``vtype = int``. ``_evaluate(X, out)`` fills ``out["F"]`` (one column per

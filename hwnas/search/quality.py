@@ -84,11 +84,6 @@ class SubSpace(SearchSpace):
             full[i] = int(v)
         return tuple(full)
 
-    def expand_matrix(self, genes_matrix: np.ndarray) -> np.ndarray:
-        m = np.tile(np.asarray(self.base, dtype=np.int64), (len(genes_matrix), 1))
-        m[:, list(self._parent_genes)] = genes_matrix
-        return m
-
     def decode(self, genes: Sequence[int]) -> Any:
         return self.parent.decode(self.expand(self.validate(genes)))
 

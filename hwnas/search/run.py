@@ -25,8 +25,9 @@ from hwnas.checkpoint import version_stamp
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write
 from hwnas.search.algorithms import ALGORITHMS, make_algorithm
-from hwnas.search.objectives import format_value, metric_minimum
+from hwnas.search.objectives import metric_minimum
 from hwnas.search.problem import ArchProblem
+from hwnas.units import format_amount
 
 STATE_FILE = "search_state.npz"
 STATE_FORMAT = "hwnas.search_state"
@@ -105,11 +106,12 @@ def _cheap_metrics(problem: ArchProblem, genes: tuple[int, ...]) -> str:
     """``macs=..., params=..., latency=...`` of one architecture (no expensive evaluation)."""
     X = np.asarray([genes], dtype=np.int64)
     costs = problem.cost_model(X)
-    values = {c: float(costs[c][0]) for c in ("macs", "params", "bitops")}
+    shown = dict.fromkeys(["macs", "params", "bitops", *(o.name for o in problem.budgeted if o.name in costs)])
+    values = {c: float(costs[c][0]) for c in shown}
     for o in problem.objectives + problem.constraints:
         if not o.expensive and o.name not in costs:
             values[o.name] = float(o(X)[0])
-    return ", ".join(f"{c}={format_value(v, problem.unit_of(c))}" for c, v in values.items())
+    return ", ".join(f"{c}={format_amount(v, problem.unit_of(c))}" for c, v in values.items())
 
 
 def check_budgets_reachable(problem: ArchProblem) -> None:
@@ -124,7 +126,7 @@ def check_budgets_reachable(problem: ArchProblem) -> None:
             smallest = space.smallest()
             raise HwnasError(
                 f"the budget {o.describe_budget()} is below the cheapest architecture in the space: "
-                f"the lowest {o.name} in space {space.name!r} is {format_value(lowest, o.unit)} "
+                f"the lowest {o.name} in space {space.name!r} is {format_amount(lowest, o.unit)} "
                 f"(genes {','.join(map(str, genes))}); space.smallest() costs "
                 f"{_cheap_metrics(problem, smallest)} (genes {','.join(map(str, smallest))})")
 
@@ -135,14 +137,14 @@ def _no_feasible_error(problem: ArchProblem) -> HwnasError:
     cv = np.maximum(G, 0).sum(axis=1)
     i = int(np.argmin(cv))
     budgets = "; ".join(o.describe_budget() for o in problem.budgeted)
-    metrics = ", ".join(f"{c}={format_value(h.values[i][j], problem.unit_of(c))}"
+    metrics = ", ".join(f"{c}={format_amount(h.values[i][j], problem.unit_of(c))}"
                         for j, c in enumerate(h.columns)
                         if c in [o.name for o in problem.budgeted] or c in ("macs", "params"))
     lows = []
     for o in problem.budgeted:
         found = metric_minimum(o, problem.space)
         if found is not None:
-            lows.append(f"{o.name} {format_value(found[0], o.unit)}")
+            lows.append(f"{o.name} {format_amount(found[0], o.unit)}")
     hint = (f"; the space's lowest values are {', '.join(lows)} (each alone): try more generations, "
             f"nsga2, or looser budgets" if lows else "")
     return HwnasError(
@@ -307,7 +309,7 @@ def _progress_note(problem: ArchProblem) -> str:
         return f"{len(h)} evaluated, none within budget"
     o = problem.objectives[0]
     best = h.column(o.name)[feas].min()
-    return f"{len(h)} evaluated, best {o.name} {format_value(best, o.unit)}"
+    return f"{len(h)} evaluated, best {o.name} {format_amount(best, o.unit)}"
 
 
 class _ProgressBar:

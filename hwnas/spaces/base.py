@@ -354,7 +354,7 @@ class SearchSpace(ABC):
         return tuple(0 for _ in self.choices)
 
     def _extreme(self, pick: Callable[[np.ndarray], int]) -> tuple[int, ...]:
-        from hwnas.cost import op_costs  # local import: cost depends on spaces
+        from hwnas.spaces.costs import op_costs  # local import: costs build on this module
 
         macs = self.block_table(lambda op: op_costs(op).macs).tables
         params = self.block_table(lambda op: op_costs(op).params).tables

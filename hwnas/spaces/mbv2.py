@@ -1,4 +1,4 @@
-"""MobileNetV2 / ProxylessNAS macro-structure, the space of GreedyNAS (seed 002, Sec. 4.1).
+"""MobileNetV2 / ProxylessNAS macro-structure, the space of GreedyNAS (Sec. 4.1).
 
 21 searchable inverted-bottleneck layers, each with kernel {3, 5, 7} x expand {3, 6} plus an
 identity (skip) block; ``mbv2-se`` adds a squeeze-and-excitation option to every MBConv (13

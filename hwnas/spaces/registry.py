@@ -1,8 +1,17 @@
-"""Registry of search spaces by name: one factory, ``create_space(name, **kw)`` (timm-style)."""
+"""Registry of search spaces by name: one factory, ``create_space(name, **kw)`` (timm-style).
+
+Built-in spaces register themselves when their module is imported. A space from another package
+registers the same way; to make it visible to the ``hwnas`` command without importing it first,
+the package declares an entry point in the ``hwnas.spaces`` group (``name = "module"``), which is
+imported when spaces are first listed or created.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Mapping
+from importlib.metadata import entry_points
 from typing import Any
 
 from hwnas.errors import HwnasError
@@ -50,6 +59,18 @@ def space_from_config(config: Mapping[str, Any]):
     return create_space(name, **cfg)
 
 
+#: entry-point group through which installed packages add spaces.
+ENTRY_POINT_GROUP = "hwnas.spaces"
+
+
+@functools.cache
 def _load_builtin() -> None:
-    # importing the modules registers their spaces
+    """Import the built-in space modules and the plug-ins (once): importing registers their spaces."""
     from hwnas.spaces import mbv2, mbv2_mp, resnet_mp, shufflenetv2  # noqa: F401
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            importlib.import_module(ep.value.partition(":")[0])
+        except Exception as exc:  # a broken plug-in must name itself, not break every command
+            raise HwnasError(f"search-space plug-in {ep.name!r} (entry point {ep.value!r} of group "
+                             f"{ENTRY_POINT_GROUP!r}) cannot be imported: {exc}") from None

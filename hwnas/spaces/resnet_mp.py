@@ -1,4 +1,4 @@
-"""ResNet-18 / ResNet-34 mixed-precision spaces of SPOS (seed 003, Sec. 4, Table 6).
+"""ResNet-18 / ResNet-34 mixed-precision spaces of SPOS (Sec. 4, Table 6).
 
 "We only search and quantize the res-blocks, excluding the first convolutional layer and the last
 fully-connected layer." Each residual basic block (op ``basic``, :class:`hwnas.quant.blocks.BasicBlock`)
@@ -58,7 +58,7 @@ class BitsAwareExtremes:
     """
 
     def _extreme(self, pick: Callable[[np.ndarray], int]) -> tuple[int, ...]:
-        from hwnas.cost import op_costs  # local import: cost depends on spaces
+        from hwnas.spaces.costs import op_costs  # local import: costs build on this module
 
         space: SearchSpace = self  # type: ignore[assignment]
         fns = (lambda op: op_costs(op).macs, lambda op: op_costs(op).params,

@@ -1,4 +1,4 @@
-"""ShuffleNetV2 space of SPOS (seed 003, Table 2) with the SPOS channel search.
+"""ShuffleNetV2 space of SPOS (Table 2) with the SPOS channel search.
 
 20 choice blocks in 4 stages (4, 4, 8, 4 blocks; 64, 160, 320, 640 channels; the first block of each
 stage has stride 2). Each block picks one of ``choice_3``, ``choice_5``, ``choice_7`` (ShuffleNetV2

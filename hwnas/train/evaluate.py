@@ -117,10 +117,16 @@ class SubnetEvaluator:
 
 def eval_data(ckpt: dict[str, Any], path: str | Path, *, split: str = "search-val", batch_size: int = 256,
               calib_batches: int = DEFAULT_CALIB_BATCHES, data_root: str | None = None,
-              max_images: int | None = None) -> tuple[list[Batch], list[Batch] | None]:
+              max_images: int | None = None, data: str | None = None) -> tuple[list[Batch], list[Batch] | None]:
     """Evaluation batches of ``split`` and BN-calibration batches (a seeded random subset of the
-    training images, evaluation transform) for the run a checkpoint came from."""
-    from hwnas.data import take_batches
+    training images, evaluation transform) for the run a checkpoint came from.
+
+    The dataset is the training run's own (``train_config`` in the checkpoint) unless ``data``
+    names another; a supernet checkpoint without a training config uses ``data`` (default
+    ``digits``). The calibration subset is seeded with 0, so a subnet's accuracy does not depend
+    on who asks for it.
+    """
+    from hwnas.data import load_data, take_batches
     from hwnas.errors import HwnasError
     from hwnas.train.loop import data_for, train_config_of
 
@@ -128,15 +134,25 @@ def eval_data(ckpt: dict[str, Any], path: str | Path, *, split: str = "search-va
         raise HwnasError(f"--calib-batches must be >= 0, got {calib_batches}")
     if batch_size < 1:
         raise HwnasError(f"--batch-size must be >= 1, got {batch_size}")
-    config = train_config_of(ckpt, path)
-    if data_root is not None:
-        config = config.replace(data_root=str(data_root))
     space = ckpt["space"]
-    data = data_for(config, space["resolution"], space.get("in_channels", 3))
-    ds = data.split(split)
+    in_channels = space.get("in_channels", 3)
+    if "train_config" in ckpt or ckpt.get("kind") != "supernet":
+        config = train_config_of(ckpt, path)  # a subnet checkpoint has no run to take data from
+        if data is not None:
+            config = config.replace(data=data)
+        if data_root is not None:
+            config = config.replace(data_root=str(data_root))
+        splits = data_for(config, space["resolution"], in_channels)
+    else:
+        splits = load_data(data or "digits", resolution=space["resolution"], in_channels=in_channels,
+                           root=data_root)
+    if splits.num_classes != space.get("num_classes", splits.num_classes):
+        raise HwnasError(f"dataset {splits.name!r} has {splits.num_classes} classes, the supernet in {path} "
+                         f"{space['num_classes']}: pass the dataset it was trained on (--data)")
+    ds = splits.split(split)
     max_batches = None if max_images is None else max(1, -(-max_images // batch_size))
     ev = take_batches(ds, batch_size, max_batches=max_batches)
-    cal = take_batches(data.train_clean, batch_size, max_batches=calib_batches, seed=0) if calib_batches else None
+    cal = take_batches(splits.train_clean, batch_size, max_batches=calib_batches, seed=0) if calib_batches else None
     return ev, cal
 
 

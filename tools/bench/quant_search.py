@@ -80,7 +80,7 @@ def main() -> None:
     t1 = time.perf_counter()
     evaluator = SubnetEvaluator(net, val, calib)
     for b in baselines:
-        problem = problem_from_names(space, ["error"], {"bitops": b.bitops},
+        problem = problem_from_names(space, ["error"], {"searched_bitops": b.quantized_bitops},
                                      error=error_objective(evaluator))
         result = run_search(problem, "evolution", pop=args.pop, gens=args.gens, seed=args.seed,
                             progress=False)

@@ -54,14 +54,14 @@ def main() -> None:
     if not args.constrained:
         return
     t = Table(title="best error under a MACs budget (30 % quantile) vs the exhaustive optimum")
-    for col in ("algorithm", "seed", "budget MACs", "optimum %", "found %", "better archs",
+    for col in ("algorithm", "seed", "budget MACs", "optimum %", "found %", "better archs", "top fraction",
                 "feasible archs", "evaluated"):
         t.add_column(col, justify="right")
     for algo in args.constrained.split(","):
         for seed in seeds:
             r = constrained_quality(seed, algorithm=algo, n_free=args.free, error_seed=args.error_seed)
             t.add_row(algo, str(seed), f"{r.budget / 1e6:.1f}M", f"{r.optimum:.3f}", f"{r.found:.3f}",
-                      str(r.n_better), f"{r.n_feasible:,}", str(r.n_evaluated), end_section=seed == seeds[-1])
+                      str(r.n_better), f"{r.top_fraction:.2e}", f"{r.n_feasible:,}", str(r.n_evaluated), end_section=seed == seeds[-1])
     console.print(t)
 
 

@@ -61,6 +61,8 @@ class DataSplits:
     ``train`` carries the training augmentation; ``train_clean`` holds the same images with the
     evaluation transform (BN recalibration, SPOS Sec. 3.3); ``search_val`` is held out of training
     (path scoring and search); ``test`` is the dataset's own test set where it has one.
+    ``class_names`` name the classes in label order; ``mean`` / ``std`` are the per-channel input
+    normalization of images scaled to [0, 1] (``(x - mean) / std``), what an app must apply.
     """
 
     name: str
@@ -71,6 +73,13 @@ class DataSplits:
     train_clean: ImageSplit
     search_val: ImageSplit
     test: ImageSplit
+    class_names: tuple[str, ...] = ()
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    def labels(self) -> tuple[str, ...]:
+        """The class names, or ``class_<i>`` where the dataset has none."""
+        return self.class_names or tuple(f"class_{i}" for i in range(self.num_classes))
 
     def split(self, name: str) -> ImageSplit:
         if name not in SPLITS:

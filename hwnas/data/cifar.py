@@ -24,6 +24,9 @@ from hwnas.errors import HwnasError
 
 SEARCH_VAL_FRACTION = 0.1
 MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
+#: CIFAR-10's class names in label order (CIFAR-100's are in its meta file; not read here).
+CLASS_NAMES = {"cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                           "ship", "truck")}
 STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
 LAYOUT = {
     # name: (folder, train files, test files, label key, classes)
@@ -133,7 +136,8 @@ def _build(name: str, resolution: int, in_channels: int, root: Path | None, down
         train=ImageSplit(train_src, train_idx, train_tf, train_y),
         train_clean=ImageSplit(train_src, train_idx, eval_tf, train_y),
         search_val=ImageSplit(train_src, val_idx, eval_tf, train_y),
-        test=ImageSplit(test_src, range(len(test_y)), eval_tf, test_y))
+        test=ImageSplit(test_src, range(len(test_y)), eval_tf, test_y),
+        class_names=CLASS_NAMES.get(name, ()), mean=MEAN[name], std=STD[name])
 
 
 @register_dataset("cifar10")

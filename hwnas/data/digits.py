@@ -56,4 +56,5 @@ def build_digits(*, resolution: int, in_channels: int, root: Path | None, downlo
         train=ImageSplit(src, train_idx, train_tf, targets),
         train_clean=ImageSplit(src, train_idx, eval_tf, targets),
         search_val=ImageSplit(src, val_idx, eval_tf, targets),
-        test=ImageSplit(src, test_idx, eval_tf, targets))
+        test=ImageSplit(src, test_idx, eval_tf, targets),
+        class_names=tuple(str(i) for i in range(10)), mean=(mean,) * in_channels, std=(std,) * in_channels)

@@ -36,4 +36,5 @@ def build_fake(*, resolution: int, in_channels: int, root: Path | None, download
         train=ImageSplit(*parts["train"][:2], train_tf, parts["train"][2]),
         train_clean=ImageSplit(*parts["train"][:2], eval_tf, parts["train"][2]),
         search_val=ImageSplit(*parts["search_val"][:2], eval_tf, parts["search_val"][2]),
-        test=ImageSplit(*parts["test"][:2], eval_tf, parts["test"][2]))
+        test=ImageSplit(*parts["test"][:2], eval_tf, parts["test"][2]),
+        mean=(0.5,) * in_channels, std=(0.5,) * in_channels)

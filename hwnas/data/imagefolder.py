@@ -75,4 +75,5 @@ def build_imagefolder(*, resolution: int, in_channels: int, root: Path | None, d
         train=ImageSplit(train_ds, train_idx, train_tf, targets),
         train_clean=ImageSplit(train_ds, train_idx, eval_tf, targets),
         search_val=ImageSplit(train_ds, val_idx, eval_tf, targets),
-        test=ImageSplit(test_src, test_idx, eval_tf, test_t))
+        test=ImageSplit(test_src, test_idx, eval_tf, test_t),
+        class_names=tuple(train_ds.classes), mean=IMAGENET_MEAN, std=IMAGENET_STD)

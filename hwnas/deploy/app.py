@@ -176,3 +176,34 @@ def _rename_onnx_io(proto, input_name: str, output_name: str) -> None:
 
 __all__ = ["AppModel", "SIGNATURE", "calibration_images", "convert_tflite", "finish_tflite",
            "write_onnx", "write_tflite"]
+
+
+def app_inputs(images: np.ndarray, facts: ModelFacts, dtype) -> np.ndarray:
+    """Normalized NCHW images (as the datasets give them) in the form the file's input takes:
+    normalized NHWC floats, or raw pixels (uint8 0..255 / int8 pixel - 128)."""
+    x = np.transpose(np.asarray(images, dtype=np.float32), (0, 2, 3, 1))
+    if facts.input == "float":
+        return x.astype(dtype)
+    mean = np.asarray(facts.mean, dtype=np.float32)
+    std = np.asarray(facts.std, dtype=np.float32)
+    pixels = np.clip(np.round((x * std + mean) * 255.0), 0, 255)
+    return (pixels - 128).astype(np.int8) if np.dtype(dtype) == np.int8 else pixels.astype(dtype)
+
+
+def run_app_tflite(path: str | Path, images: np.ndarray, facts: ModelFacts, threads: int = 1) -> np.ndarray:
+    """Scores (float, dequantized) of an app-ready ``.tflite`` for normalized NCHW ``images``,
+    one invoke per image through the ``classify`` signature."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=threads)
+    runner = interp.get_signature_runner(SIGNATURE)
+    details = runner.get_input_details()[INPUT_NAME]
+    out_q = runner.get_output_details()[facts.output]["quantization"]
+    x = app_inputs(images, facts, details["dtype"])
+    outs = []
+    for xi in x:
+        y = runner(**{INPUT_NAME: xi[None]})[facts.output]
+        if np.issubdtype(y.dtype, np.integer):
+            y = (y.astype(np.float32) - out_q[1]) * out_q[0]
+        outs.append(y.astype(np.float32))
+    return np.concatenate(outs)

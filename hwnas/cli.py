@@ -151,18 +151,20 @@ def export_cmd(
     import torch
 
     from hwnas.arch import parse_genes
+    from hwnas.deploy.source import load_source
     from hwnas.export import export_model
     from hwnas.io import atomic_write_json
-    from hwnas.models import subnet_from_checkpoint
     from hwnas.supernet import Subnet
 
     formats = {"both": ("onnx", "tflite"), "onnx": ("onnx",), "tflite": ("tflite",)}.get(fmt)
     if formats is None:
         raise HwnasError(f"--format {fmt!r} is not allowed; use onnx, tflite or both")
     _check_quant_options(quant, formats, bits)  # before any model is built
-    if checkpoint is not None:
-        model = subnet_from_checkpoint(checkpoint, genes_text=genes, space_name=space,
-                                       resolution=resolution)
+    if checkpoint is not None:  # a supernet's subnet gets its own BN statistics first (SPOS Sec. 3.3)
+        src = load_source(checkpoint, genes, space_name=space, resolution=resolution, need_data=False)
+        if "recalibration_note" in src.extra:
+            err.print(f"[yellow]note:[/] {src.extra['recalibration_note']}")
+        model = src.model
         sp = model.space
     else:
         if space is None:
@@ -245,6 +247,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hwnas.latency.commands",
     "hwnas.search.commands",
     "hwnas.quickstart",
+    "hwnas.deploy.commands",
 )
 
 

@@ -11,6 +11,9 @@ tool's ``--flag=value`` arguments, runs the ``.tflite`` file with the LiteRT Pyt
   for the timed runs (microseconds, integers as the real tool prints them, avg with ``%g``),
 * ``Inference timings in us: Init: ..., First inference: ..., Warmup (avg): ..., Inference (avg): ...``,
 * ``Memory footprint delta from the start of the tool (MB): init=... overall=...`` (ru_maxrss),
+* ``--input_layer_value_files=NAME:FILE,...`` fills the named inputs from raw binary files and
+  ``--output_filepath=FILE`` writes the raw bytes of every output tensor after the runs, in output
+  order, as the real tool does (otherwise inputs are seeded random values);
 * with ``--enable_op_profiling=true``: the op-profiling tables in the newer layout. The Python
   interpreter exposes no per-op timings, so the "Regular Benchmark Runs" tables hold one row for
   the whole graph (node type ``Invoke``), like a fully delegated graph; the initialisation table
@@ -60,6 +63,8 @@ FLAGS: dict[str, tuple[type, Any, str]] = {
     "output_prefix": (str, "", "Output prefix"),
     "signature_to_run_for": (str, "", "Signature to run"),
     "report_peak_memory_footprint": (bool, False, "Report the peak memory footprint"),
+    "input_layer_value_files": (str, "", "Input value files"),
+    "output_filepath": (str, "", "File path to export outputs layer to"),
 }
 
 
@@ -248,6 +253,19 @@ def main(argv: Sequence[str]) -> int:
         else:
             data = rng.integers(0, 2, size=shape).astype(dtype)
         interpreter.set_tensor(detail["index"], data)
+    by_name = {d["name"]: d for d in interpreter.get_input_details()}
+    for item in filter(None, flags["input_layer_value_files"].split(",")):
+        name, _, path = item.partition(":")
+        if name not in by_name:
+            return fail(f"Cannot find the input layer '{name}' for --input_layer_value_files")
+        detail = by_name[name]
+        try:
+            raw = np.fromfile(path, dtype=detail["dtype"])
+        except OSError as exc:
+            return fail(f"Failed to read input value file {path}: {exc}")
+        if raw.size != int(np.prod(detail["shape"])):
+            return fail(f"The size of {path} does not match input layer '{name}'")
+        interpreter.set_tensor(detail["index"], raw.reshape(detail["shape"]))
 
     log("INFO", f"The input model file size (MB): {fmt(os.path.getsize(graph) / 1e6)}")
     log("INFO", f"Initialized session in {fmt(init_us / 1000.0)}ms.")
@@ -274,6 +292,10 @@ def main(argv: Sequence[str]) -> int:
     rss_end = max_rss_mb()
     log("INFO", f"Memory footprint delta from the start of the tool (MB): "
                 f"init={fmt(rss_init - rss_start)} overall={fmt(rss_end - rss_start)}")
+    if flags["output_filepath"]:
+        with open(flags["output_filepath"], "wb") as fh:
+            for detail in interpreter.get_output_details():
+                fh.write(interpreter.get_tensor(detail["index"]).tobytes())
     if flags["enable_op_profiling"]:
         log("INFO", "Profiling Info for Benchmark Initialization:")
         print_profile("AllocateTensors", "AllocateTensors/0", [alloc_us], 1)

@@ -83,6 +83,8 @@ class BundleOptions:
             raise HwnasError(f"bundle formats {list(self.formats)} are not allowed; tflite, optionally onnx")
         if self.quant == "none" and self.io != "uint8":
             raise HwnasError("--io applies to --quant int8; a float model takes --input float|uint8")
+        if self.quant == "int8" and self.input != "float":
+            raise HwnasError("--input applies to float models; with --quant int8 use --io uint8|int8|float")
         if self.calib_images < 1:
             raise HwnasError(f"--calib-images must be >= 1, got {self.calib_images}")
 

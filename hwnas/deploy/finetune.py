@@ -158,8 +158,9 @@ def finetune(checkpoint: str | Path, genes_text: str | None, out: str | Path,
             raise HwnasError(f"--resume: {ckpt_path} was fine-tuned with a different {what}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(ft["optimizer"])
-        scheduler = build_scheduler(optimizer, config.epochs * per_epoch)
         scheduler.load_state_dict(ft["scheduler"])
+        for group, group_lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+            group["lr"] = group_lr  # where the interrupted run stood (the constructor reset it)
         start_epoch, steps = int(ft["epoch"]), int(ft["steps"])
         restore_rng(ft["rng"], torch.device("cpu"))
         accuracy_before = float(ft["accuracy_before"])

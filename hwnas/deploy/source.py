@@ -83,16 +83,20 @@ def load_source(checkpoint: str | Path, genes_text: str | None = None, *, space_
             raise HwnasError(f"checkpoint {path}: dataset {config.data} has {data.num_classes} classes, "
                              f"the model {model.space.num_classes}")
     n = 0
+    note = None
     if recalibrate and ckpt["kind"] == "supernet":
         if data is None:
-            raise HwnasError(f"checkpoint {path} has no training settings (train_config): cannot "
-                             f"recalibrate BN statistics for the subnet")
-        n = recalibrate_bn(model, take_batches(data.train_clean, 256, max_batches=calib_batches, seed=0))
+            note = (f"checkpoint {path} has no training settings (train_config): BN statistics are the "
+                    f"supernet's, not recalibrated for this subnet")
+        else:
+            n = recalibrate_bn(model, take_batches(data.train_clean, 256, max_batches=calib_batches, seed=0))
     names = tuple(ckpt.get("class_names") or (data.labels() if data is not None else ()))
     mean = tuple(ckpt.get("mean") or (data.mean if data is not None else ()))
     std = tuple(ckpt.get("std") or (data.std if data is not None else ()))
-    return Source(model.eval(), path, ckpt["kind"], config, data, names, mean, std, n,
-                  extra={k: ckpt[k] for k in ("finetune", "source_checkpoint") if k in ckpt})
+    extra = {k: ckpt[k] for k in ("finetune", "source_checkpoint") if k in ckpt}
+    if note:
+        extra["recalibration_note"] = note
+    return Source(model.eval(), path, ckpt["kind"], config, data, names, mean, std, n, extra=extra)
 
 
 __all__ = ["RECALIBRATION_BATCHES", "Source", "load_source", "run_data"]

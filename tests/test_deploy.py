@@ -26,6 +26,8 @@ from hwnas.errors import HwnasError
 REPO = Path(__file__).resolve().parents[1]
 FAKE_BENCHMARK_MODEL = REPO / "tools" / "fake_benchmark_model.py"
 #: a quick-start (mbv2, width 0.35, 32 px) subnet with three residual blocks (layers 1, 5, 9)
+pytestmark = pytest.mark.slow  # conversions and training: ~70 s on a quiet 2-core machine
+
 GENES = "0,0,6,6,0,0,6,6,0,0,6,6,6,6,6,6,0,6,6,6,0"
 
 

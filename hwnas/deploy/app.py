@@ -21,7 +21,7 @@ from torch import nn
 from hwnas.deploy import tflite_file
 from hwnas.deploy.metadata import LABELS_FILE, ModelFacts, build_metadata
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write, atomic_write_bytes
+from hwnas.io import atomic_write
 
 SIGNATURE = "classify"
 INPUT_NAME = "image"
@@ -119,7 +119,8 @@ def write_tflite(net: nn.Module, path: str | Path, facts: ModelFacts, *, channel
                           output_name=facts.output)
         float_buf = convert_tflite(module, sample_image(facts, takes, channels))
         buf = full_integer(float_buf, calib, io=facts.input, pixel_input=takes == "pixels")
-    return atomic_write_bytes(path, finish_tflite(buf, facts))
+    data = finish_tflite(buf, facts)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def calibration_images(batches, facts: ModelFacts, limit: int) -> np.ndarray:

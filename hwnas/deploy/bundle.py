@@ -37,6 +37,7 @@ from hwnas.deploy.metadata import INPUT_KINDS, OUTPUT_KINDS, ModelFacts
 from hwnas.deploy.tflite_file import IO_TYPES
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json, atomic_write_text
+from hwnas.units import format_amount
 
 CARD_JSON = "model_card.json"
 CARD_MD = "model_card.md"
@@ -208,6 +209,10 @@ def make_bundle(checkpoint: str | Path, genes_text: str | None, out: str | Path,
     facts = facts_for(src, options)
     calib = None
     if options.quant == "int8":
+        from hwnas.quant.export import deployable
+
+        # weights baked at their searched bits, PACT clips frozen (as `hwnas export --quant` does)
+        src.model = deployable(src.model)
         if src.data is None:
             raise HwnasError(f"--quant int8 needs calibration images, but checkpoint {checkpoint} names no dataset")
         from hwnas.data import take_batches
@@ -306,13 +311,6 @@ def read_bundle(folder: str | Path) -> dict[str, Any]:
     return card
 
 
-def _fmt(n: float) -> str:
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.2f} {unit}"
-    return f"{n:.0f}"
-
-
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f} %"
 
@@ -338,8 +336,8 @@ def card_markdown(card: dict[str, Any]) -> str:
                                     else f"(pixel - {[round(v, 3) for v in m['input']['pixel_mean']]}) / "
                                          f"{[round(v, 3) for v in m['input']['pixel_std']]}") + " |",
              f"| output `{m['output']['name']}` | {m['output']['dtype']} {m['output']['shape']} |",
-             f"| MACs | {_fmt(c['macs'])} |", f"| params | {_fmt(c['params'])} |",
-             f"| BitOps | {_fmt(c['bitops'])} |", "",
+             f"| MACs | {format_amount(c['macs'])} |", f"| params | {format_amount(c['params'])} |",
+             f"| BitOps | {format_amount(c['bitops'])} |", "",
              "## Accuracy", ""]
     if acc.get("split"):
         lines += ["| split | images | torch top-1 | model.tflite top-1 (host) | top-1 agreement |",

@@ -1,0 +1,98 @@
+"""Full-integer int8 (ai-edge-quantizer, app-ready) vs the PT2E int8 TFLite export, in one run.
+
+For each model (a subnet trained briefly on ``digits``, 16 px, width 0.25) both int8 files are
+made from the same weights and calibration images and run on the 270 test images with the LiteRT
+interpreter: top-1 agreement with the torch model, accuracy, float compute ops left in the graph,
+file size. Also the float app-ready file (float32, metadata inside).
+
+Usage: OMP_NUM_THREADS=1 python tools/bench/deploy_int8.py [--steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from hwnas.data import load_data, take_batches  # noqa: E402
+from hwnas.deploy import tflite_file  # noqa: E402
+from hwnas.deploy.app import calibration_images, run_app_tflite, write_tflite  # noqa: E402
+from hwnas.deploy.metadata import ModelFacts  # noqa: E402
+from hwnas.quant.export import deployable, export_quantized  # noqa: E402
+from hwnas.spaces import create_space  # noqa: E402
+from hwnas.supernet import Subnet, recalibrate_bn  # noqa: E402
+
+RES = 16
+MODELS = {
+    "mbv2 (plain)": ("mbv2", None),
+    "resnet18-mp (mixed w1-w4 / a2-a4)": ("resnet18-mp", (1, 1, 2, 5, 0, 0, 1, 3, 1, 4, 2, 2, 1, 5, 0, 1)),
+}
+
+
+def train(space_name: str, genes, data, steps: int) -> Subnet:
+    torch.manual_seed(0)
+    s = create_space(space_name, width=0.25, resolution=RES, num_classes=10)
+    sub = Subnet(s, genes if genes is not None else s.largest())
+    batches = take_batches(data.train, 64, max_batches=20, seed=0)
+    opt = torch.optim.SGD(sub.parameters(), lr=0.05, momentum=0.9)
+    sub.train()
+    for step in range(steps):
+        x, y = batches[step % len(batches)]
+        loss = torch.nn.functional.cross_entropy(sub(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    recalibrate_bn(sub, take_batches(data.train_clean, 64, max_batches=4, seed=0))
+    return sub.eval()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=300)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    data = load_data("digits", resolution=RES, in_channels=3)
+    calib_b = take_batches(data.train_clean, 64, max_batches=4, seed=0)
+    test_b = take_batches(data.test, 270)
+    x, y = test_b[0]
+    rows = []
+    for label, (space_name, genes) in MODELS.items():
+        sub = deployable(train(space_name, genes, data, args.steps))
+        with torch.no_grad():
+            ref = sub(x).argmax(1).numpy()
+        float_acc = float((ref == y.numpy()).mean())
+        with tempfile.TemporaryDirectory() as tmp:
+            (old,) = export_quantized(sub, tmp, quant="int8", formats=("tflite",), calib=calib_b,
+                                      eval_batches=test_b, resolution=RES)
+            old_buf = Path(old.path).read_bytes()
+            rows.append((label, "PT2E int8 (hwnas export --quant int8)", old.top1_agreement, old.accuracy,
+                         float_acc, len(tflite_file.float_compute_ops(old_buf)), len(old_buf)))
+            for kind in ("float", "int8"):
+                facts = ModelFacts(name="bench", version="1", description="bench", labels=data.labels(),
+                                   mean=data.mean, std=data.std, height=RES, width=RES,
+                                   input="float" if kind == "float" else "uint8")
+                calib = calibration_images(calib_b, facts, 256) if kind == "int8" else None
+                path = write_tflite(sub, Path(tmp) / f"{kind}.tflite", facts,
+                                    quant="int8" if kind == "int8" else "none", calib=calib)
+                got = run_app_tflite(path, x.numpy(), facts).argmax(1)
+                buf = path.read_bytes()
+                name = ("app float32 (hwnas bundle)" if kind == "float"
+                        else "app full-integer int8, uint8 I/O (hwnas bundle --quant int8)")
+                rows.append((label, name, float((got == ref).mean()), float((got == y.numpy()).mean()),
+                             float_acc, len(tflite_file.float_compute_ops(buf)), len(buf)))
+    print(f"digits, {RES} px, width 0.25, {len(y)} test images, {args.steps} training steps\n")
+    print("| model | file | top-1 agreement with torch | accuracy (torch -> file) | float compute ops | size |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, name, agree, acc, facc, nfloat, size in rows:
+        print(f"| {label} | {name} | {100 * agree:.1f} % | {100 * facc:.1f} -> {100 * acc:.1f} % | "
+              f"{nfloat} | {size / 1024:.1f} KiB |")
+
+
+if __name__ == "__main__":
+    main()

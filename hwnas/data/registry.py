@@ -59,4 +59,4 @@ def load_data(spec: str, *, resolution: int, in_channels: int = 3, root: str | P
 
 
 def _load_builtin() -> None:
-    from hwnas.data import cifar, digits, fake, imagefolder  # noqa: F401  (registers)
+    from hwnas.data import cifar, digits, fake, gratings, imagefolder  # noqa: F401  (registers)

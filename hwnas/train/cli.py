@@ -140,10 +140,20 @@ def rank_check_cmd(
     calib_batches: Annotated[int, Opt(help="Training batches for BN recalibration (SPOS).")] = 20,
     data_root: Annotated[Optional[Path], Opt(help="Dataset folder, if it moved since training.")] = None,
     device: Annotated[Optional[str], Opt(help="cpu or cuda (default: cuda when available).")] = None,
+    ground_truth: Annotated[Optional[str], Opt(help="Score against a ground-truth file (or the name of a shipped one, e.g. gratings-mbv2-w0.25-r16): no stand-alone training; --n/--epochs/--seeds/--sample do not apply.")] = None,
+    json_out: Annotated[bool, Opt("--json", help="Print the result as JSON (with --ground-truth).")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Rank correlation of supernet (inherited-weight) vs stand-alone accuracy of N random subnets."""
     from hwnas.train.rank_check import rank_check
+
+    if ground_truth is not None:
+        _rank_check_truth(checkpoint, ground_truth, out_dir, calib_batches, data_root, device, json_out)
+        return
+    if json_out:
+        from hwnas.errors import HwnasError
+
+        raise HwnasError("--json needs --ground-truth (the sampled check writes rank_check.json)")
 
     r = rank_check(checkpoint, n=n, epochs=epochs, out=out_dir, seed=seed, seeds=seeds, sample=sample,
                    calib_batches=calib_batches,
@@ -159,3 +169,26 @@ def rank_check_cmd(
         t.add_row(name, *(("-" if c[k] is None else f"{c[k]:.3f}") for k in ("kendall", "spearman", "pearson")))
     out.print(t)
     out.print(f"wrote {r.csv_path}, {r.plot_path}, {r.json_path}", highlight=False)
+
+
+def _rank_check_truth(checkpoint: Path, ground_truth: str, out_dir: Optional[Path], calib_batches: int,
+                      data_root: Optional[Path], device: Optional[str], json_out: bool) -> None:
+    from hwnas.ranking.score import score_checkpoint
+
+    r = score_checkpoint(checkpoint, ground_truth, calib_batches=calib_batches, out=out_dir,
+                         data_root=None if data_root is None else str(data_root), device=device)
+    if json_out:
+        typer.echo(json.dumps(r.to_dict()))
+        return
+    t = Table(title=f"ranking vs ground truth {r.truth.path.name} ({r.truth.describe()}, "
+                    f"{len(r.rows)} subnets; supernet on {r.split})")
+    for col in ("predictor", "Kendall tau", "Spearman rho", "Pearson r", "top-5 in top-10"):
+        t.add_column(col)
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for name, c, k in (("supernet", r.correlations, r.top5_in_top10),
+                       ("baseline: MACs", r.macs_baseline, r.macs_top5_in_top10),
+                       ("ceiling: seed vs seed", r.seed_to_seed, None)):
+        t.add_row(name, *(fmt(c[m]) for m in ("kendall", "spearman", "pearson")),
+                  "-" if k is None else f"{k}/5")
+    out.print(t)
+    out.print(f"wrote {r.csv_path}, {r.plot_path}, {r.json_path} ({r.seconds:.0f} s)", highlight=False)

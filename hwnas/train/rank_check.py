@@ -44,6 +44,9 @@ from hwnas.data import DataSplits, train_loader
 from hwnas.data.loaders import steps_per_epoch as count_steps
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write, atomic_write_json
+from hwnas.ranking.metrics import correlations
+from hwnas.ranking.plot import plot_ranking
+from hwnas.ranking.sample import spread_sample
 from hwnas.spaces.base import SearchSpace
 from hwnas.supernet import Subnet
 from hwnas.train.config import TrainConfig
@@ -94,76 +97,6 @@ def train_standalone(space: SearchSpace, genes: tuple[int, ...], data: DataSplit
 
 
 SAMPLES = ("uniform", "spread")
-
-
-def spread_sample(space: SearchSpace, n: int, rng: np.random.Generator, per_tilt: int = 64) -> list[tuple[int, ...]]:
-    """``n`` distinct subnets whose MACs are spread evenly from the smallest to the largest.
-
-    Candidates come from per-block distributions tilted towards cheap or expensive options
-    (``p(option) ~ exp(beta * z(MACs))`` for 25 tilts ``beta`` in [-4, 4]); for each of ``n``
-    evenly spaced MACs targets the nearest unused candidate is taken.
-    """
-    from hwnas.cost import op_costs
-
-    _, tables = space.block_table(lambda op: op_costs(op).macs)
-    options = [space.group_options(b) for b in range(len(space.groups))]
-    cands: list[tuple[int, ...]] = []
-    for beta in np.linspace(-4.0, 4.0, 25):
-        probs = []
-        for t in tables:
-            z = (t - t.mean()) / (t.std() or 1.0)
-            p = np.exp(beta * z)
-            probs.append(p / p.sum())
-        for _ in range(per_tilt):
-            genes = [0] * len(space.choices)
-            for b, p in enumerate(probs):
-                for i, v in zip(space.groups[b].genes, options[b][int(rng.choice(len(p), p=p))]):
-                    genes[i] = v
-            cands.append(tuple(genes))
-    cands = list(dict.fromkeys(cands))
-    if len(cands) < n:
-        raise HwnasError(f"space {space.name!r} has too few distinct subnets for --n {n} spread samples")
-    macs = CostModel(space)(np.array(cands))["macs"]
-    free = list(range(len(cands)))
-    picked = []
-    for target in np.linspace(macs.min(), macs.max(), n):
-        j = min(range(len(free)), key=lambda k: abs(macs[free[k]] - target))
-        picked.append(cands[free.pop(j)])
-    return picked
-
-
-def correlations(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
-    """Kendall tau (tau-b), Spearman rho, Pearson r; None when undefined (constant input)."""
-    from scipy import stats
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return {"kendall": None, "spearman": None, "pearson": None}
-    vals = {"kendall": stats.kendalltau(a, b)[0], "spearman": stats.spearmanr(a, b)[0],
-            "pearson": stats.pearsonr(a, b)[0]}
-    return {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in vals.items()}
-
-
-def _plot(path: Path, rows: list[dict[str, Any]], corr: dict[str, float | None], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = [100 * r["supernet_top1"] for r in rows]
-    y = [100 * r["standalone_top1"] for r in rows]
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
-    sc = ax.scatter(x, y, c=[r["macs"] / 1e6 for r in rows], cmap="viridis", s=28)
-    fig.colorbar(sc, ax=ax, label="MMACs")
-    ax.set_xlabel("supernet top-1 (inherited weights, BN recalibrated) %")
-    ax.set_ylabel("stand-alone top-1 %")
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    ax.set_title(f"{title}\nKendall {fmt(corr['kendall'])}  Spearman {fmt(corr['spearman'])}  "
-                 f"Pearson {fmt(corr['pearson'])}", fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png"))
-    plt.close(fig)
 
 
 def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str | Path | None = None,
@@ -275,7 +208,7 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
             w.writerows(rows)
 
     atomic_write(csv_path, write_csv)
-    _plot(plot_path, rows, corr["top1"],
+    plot_ranking(plot_path, rows, corr["top1"],
           f"{space.name} w{space.width} r{space.resolution} {config.data}, {config.strategy} "
           f"{config.sharing} supernet, "
           f"{n} {sample} subnets, {epochs} ep x {seeds} seed(s)")

@@ -1,0 +1,61 @@
+"""``gratings``: the generated ranking-benchmark dataset is deterministic, balanced, registered and
+carries the signal its classes are defined by (the orientation of the dominant grating)."""
+
+import numpy as np
+import pytest
+
+from hwnas.data import dataset_names, load_data
+from hwnas.data import gratings as G
+
+
+def test_generation_is_a_pure_function_of_seed_split_and_resolution():
+    a, la = G.generate(200, resolution=16, seed=0, split_id=0)
+    b, lb = G.generate(200, resolution=16, seed=0, split_id=0)
+    assert a.dtype == np.uint8 and a.shape == (200, 3, 16, 16)
+    assert np.array_equal(a, b) and np.array_equal(la, lb)
+    c, _ = G.generate(200, resolution=16, seed=0, split_id=1)  # another split: other images
+    d, _ = G.generate(200, resolution=16, seed=1, split_id=0)  # another split seed: other images
+    assert not np.array_equal(a, c) and not np.array_equal(a, d)
+    big, _ = G.generate(10, resolution=32, seed=0, split_id=0)
+    assert big.shape == (10, 3, 32, 32)
+    assert a.std() > 10  # not a constant image
+
+
+def test_labels_are_balanced():
+    _, labels = G.generate(5000, resolution=16, seed=0, split_id=0)
+    counts = np.bincount(labels, minlength=G.NUM_CLASSES)
+    assert G.NUM_CLASSES == 10 and counts.min() > 0.8 * 500 and counts.max() < 1.2 * 500
+
+
+def test_the_dominant_orientation_is_the_label():
+    """On noise-free images the strongest Fourier component points along the class's orientation
+    (an 18-degree bin) for most images; the rest are the hard ones (a close competing grating)."""
+    imgs, labels = G.generate(1000, resolution=32, seed=0, split_id=0, noise=0.0)
+    x = imgs.astype(np.float64).mean(axis=1)
+    x -= x.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(x)) ** 2
+    f = np.fft.fftfreq(32)
+    fy, fx = np.meshgrid(f, f, indexing="ij")
+    flat = power.reshape(len(x), -1).argmax(axis=1)
+    theta = np.arctan2(fy.ravel()[flat], fx.ravel()[flat]) % np.pi  # wave-vector direction
+    pred = np.rint(theta / (np.pi / G.NUM_CLASSES)).astype(int) % G.NUM_CLASSES
+    hit = np.mean(pred == labels)
+    assert 0.6 < hit < 0.995  # the signal is there, and not every image is easy
+
+
+def test_registered_splits_sizes_and_channels():
+    assert "gratings" in dataset_names()
+    d = load_data("gratings", resolution=16)
+    assert d.labels()[:2] == ("0deg", "18deg") and d.mean == (0.5,) * 3
+    assert d.num_classes == 10 and d.sizes() == {"train": 12000, "train-clean": 12000,
+                                                 "search-val": 2000, "test": 4000}
+    x, y = d.test[0]
+    assert tuple(x.shape) == (3, 16, 16) and abs(float(d.train[0][0].mean())) < 2
+    assert 100 / len(d.test) <= 0.05  # one test image is at most 0.05 accuracy points
+    imgs, labels = G.generate(8, resolution=16, seed=0, split_id=2)  # the test split, image for image
+    assert d.test.targets[:8] == labels.tolist()
+    assert np.allclose(d.test[3][0].numpy(), (imgs[3].astype(np.float32) - G.MEAN) / G.STD)
+    grey = load_data("gratings", resolution=16, in_channels=1)
+    assert tuple(grey.train[0][0].shape) == (1, 16, 16)
+    with pytest.raises(Exception, match="takes no"):
+        load_data("gratings:x", resolution=16)

@@ -1,0 +1,101 @@
+"""The ranking table: every strategy x weight sharing trained with the same steps on the ranking
+benchmark, then scored against the shipped ground truth (``hwnas rank-check --ground-truth``).
+
+    OMP_NUM_THREADS=1 python tools/bench/ranking_table.py --truth gratings-mbv2-w0.25-r16 \\
+        --out runs/ranking_table [--epochs 4] [--batch-size 128] [--lr 0.2]
+
+Each run lives in OUT/<strategy>-<sharing>/ and is skipped when its score exists (the table
+resumes). ``constrained`` samples inside the ground truth's MACs span; ``greedy`` runs without its
+stopping rule so every strategy trains the same number of steps. Writes OUT/table.json and
+OUT/table.md and prints the table (training minutes are wall time on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+STRATEGIES = ("uniform", "constrained", "greedy")
+SHARINGS = ("independent", "elastic")
+#: figures from the papers (Kendall tau on NAS-Bench-201 CIFAR-10): SPOS Sec. 4.4 Table 8 and
+#: K-shot NAS Sec. 5 Table 4
+PAPERS = {"SPOS (NAS-Bench-201, CIFAR-10)": 0.55, "K-shot NAS (NAS-Bench-201, CIFAR-10)": 0.6264}
+
+
+def main() -> None:
+    from hwnas.ranking.score import score_checkpoint
+    from hwnas.ranking.truth import load_ground_truth
+    from hwnas.train import TrainConfig, train_supernet
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--truth", default="gratings-mbv2-w0.25-r16")
+    ap.add_argument("--out", type=Path, default=Path("runs/ranking_table"))
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=0.2)
+    ap.add_argument("--calib-batches", type=int, default=10)
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--sharings", default=",".join(SHARINGS))
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    gt = load_ground_truth(a.truth)
+    macs = gt.macs()
+    rows = []
+    for strategy in a.strategies.split(","):
+        for sharing in a.sharings.split(","):
+            run = a.out / f"{strategy}-{sharing}"
+            done = run / "table_row.json"
+            if done.is_file():
+                rows.append(json.loads(done.read_text()))
+                continue
+            kw = {}
+            if strategy == "constrained":
+                kw["macs_range"] = (float(macs.min()), float(macs.max()))
+            if strategy == "greedy":
+                kw["early_stop"] = False
+            cfg = TrainConfig(space=gt.space["name"], width=gt.space["width"],
+                              resolution=gt.space["resolution"], data=gt.data["name"],
+                              split_seed=int(gt.data.get("split_seed", 0)), strategy=strategy,
+                              sharing=sharing, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                              workers=0, **kw)
+            t0 = time.perf_counter()
+            res = train_supernet(cfg, run, resume=(run / "last.pt").is_file(), quiet=True)
+            train_s = time.perf_counter() - t0
+            score = score_checkpoint(run / "last.pt", gt.path, calib_batches=a.calib_batches, out=run)
+            row = {"strategy": strategy, "sharing": sharing, "steps": res.steps,
+                   "train_minutes": round(train_s / 60, 2), "score_seconds": round(score.seconds, 1),
+                   **{k: score.correlations[k] for k in ("kendall", "spearman", "pearson")},
+                   "top5_in_top10": score.top5_in_top10,
+                   "supernet_top1_mean": float(sum(r["supernet_top1"] for r in score.rows) / len(score.rows)),
+                   "config": cfg.to_dict()}
+            done.write_text(json.dumps(row, indent=2))
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "config"}), flush=True)
+    summary = {"ground_truth": str(gt.path), "seed_to_seed": gt.seed_to_seed(),
+               "macs_baseline": gt.macs_baseline(), "papers": PAPERS, "rows": rows}
+    (a.out / "table.json").write_text(json.dumps(summary, indent=2))
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    lines = ["| strategy | sharing | steps | train min | Kendall tau | Spearman | Pearson | top-5 in top-10 | "
+             "mean inherited top-1 |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['strategy']} | {r['sharing']} | {r['steps']} | {r['train_minutes']:.1f} | "
+                     f"{fmt(r['kendall'])} | {fmt(r['spearman'])} | {fmt(r['pearson'])} | "
+                     f"{r['top5_in_top10']}/5 | {100 * r['supernet_top1_mean']:.1f} % |")
+    mb, ss = gt.macs_baseline(), gt.seed_to_seed()
+    lines.append(f"| MACs alone (baseline) | | | | {fmt(mb['kendall'])} | {fmt(mb['spearman'])} | "
+                 f"{fmt(mb['pearson'])} | | |")
+    lines.append(f"| seed vs seed (ceiling) | | | | {fmt(ss['kendall'])} | {fmt(ss['spearman'])} | "
+                 f"{fmt(ss['pearson'])} | | |")
+    for name, tau in PAPERS.items():
+        lines.append(f"| {name} | | | | {tau:.2f} | | | | |")
+    (a.out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -120,7 +120,7 @@ def ddp(out: Path, dry: bool) -> dict:
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         t = torch.full((4,), float(dist.get_rank() + 1), device=dev)
         dist.all_reduce(t)
         expected = dist.get_world_size() * (dist.get_world_size() + 1) / 2

@@ -128,8 +128,8 @@ class QuantMBConv(_QuantBlock):
     of the depthwise and projection convs at ``a_bits``. The block input (the signed residual
     stream, input of the expand conv) is left to the runtime's int8 quantizer and is not clipped
     in training: a learned signed clip there (PACT on ``[-alpha, alpha]``) cost accuracy in
-    training (77 % vs 89 % top-1 on digits after 150 steps) and ~13 points more in the int8
-    exports. BitOps still count the expand conv at (w, a). No SE option (``mbv2-mp`` has none).
+    training and more in the int8 exports (figures in docs/quantization.md). BitOps still count
+    the expand conv at (w, a). No SE option (``mbv2-mp`` has none).
     """
 
     def __init__(self, spec: OpSpec) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hwnas.errors import HwnasError
@@ -23,6 +24,22 @@ app.add_typer(arch_app, name="arch")
 
 out = Console()
 err = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from hwnas import __version__
+
+        typer.echo(f"hwnas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print hwnas's version and exit.")] = False,
+) -> None:
+    """Hardware-aware NAS: train supernets, profile devices, search, export."""
 
 SpaceOpt = Annotated[str, typer.Option("--space", "-s", help="Search space name (see `hwnas spaces`).")]
 WidthOpt = Annotated[Optional[float], typer.Option(help="Width multiplier (default: the space's, 1.0).")]
@@ -137,7 +154,7 @@ def export_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     space: Annotated[Optional[str], typer.Option("--space", "-s", help="Search space (default: the checkpoint's).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Supernet or subnet checkpoint (.pt).")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="onnx, tflite or both.")] = "both",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="A runtime (onnx, tflite) or all of them (all, both).")] = "both",
     width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
     name: Annotated[str, typer.Option(help="File name stem of the exported models.")] = "model",
     seed: Annotated[int, typer.Option(help="Seed for random weights (no checkpoint).")] = 0,
@@ -153,12 +170,13 @@ def export_cmd(
     from hwnas.arch import parse_genes
     from hwnas.deploy.source import load_source
     from hwnas.export import export_model
-    from hwnas.io import atomic_write_json
+    from hwnas.runtimes import runtime_names
     from hwnas.supernet import Subnet
 
-    formats = {"both": ("onnx", "tflite"), "onnx": ("onnx",), "tflite": ("tflite",)}.get(fmt)
+    names = runtime_names()
+    formats = tuple(names) if fmt in ("both", "all") else (fmt,) if fmt in names else None
     if formats is None:
-        raise HwnasError(f"--format {fmt!r} is not allowed; use onnx, tflite or both")
+        raise HwnasError(f"--format {fmt!r} is not allowed; use {', '.join(names)} or all (both)")
     _check_quant_options(quant, formats, bits)  # before any model is built
     if checkpoint is not None:  # a supernet's subnet gets its own BN statistics first (SPOS Sec. 3.3)
         src = load_source(checkpoint, genes, space_name=space, resolution=resolution, need_data=False)
@@ -180,8 +198,6 @@ def export_cmd(
         return
     results = export_model(model.eval(), out_dir, formats=formats, resolution=model.resolution,
                            in_channels=sp.in_channels, name=name, metadata=meta, check=check)
-    atomic_write_json(Path(out_dir) / f"{name}.export.json",
-                      {**meta, "results": [r.to_dict() for r in results]})
     t = Table(title=f"exported {sp.name} subnet")
     for col in ("format", "file", "size", "export s", "max |diff| vs torch"):
         t.add_column(col)
@@ -266,5 +282,5 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="hwnas")
     except HwnasError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -190,7 +190,6 @@ def step_export(cfg: QuickstartConfig, out: Path, state: _State, console: Consol
     from hwnas.checkpoint import save_checkpoint
     from hwnas.data import load_data, take_batches
     from hwnas.export import export_model
-    from hwnas.io import atomic_write_json as write_json
     from hwnas.models import supernet_from_checkpoint
     from hwnas.supernet import materialize, recalibrate_bn
     from hwnas.train.evaluate import evaluate_model
@@ -208,8 +207,7 @@ def step_export(cfg: QuickstartConfig, out: Path, state: _State, console: Consol
                     model_state=sub.state_dict())
     meta = {**sub.metadata(), "test_top1": acc.top1, "source_checkpoint": state.done("train")["checkpoint"]}
     results = export_model(sub, export_dir, resolution=space.resolution, in_channels=space.in_channels,
-                           metadata=meta)
-    write_json(export_dir / "model.export.json", {**meta, "results": [r.to_dict() for r in results]})
+                           metadata=meta)  # also writes the manifest, model.export.json
     tfl = _tflite_accuracy(export_dir / "model.tflite", test)
     return {"dir": str(export_dir), "test_top1_torch": acc.top1, "test_top1_tflite": tfl,
             "files": {r.format: r.path for r in results},
@@ -219,19 +217,12 @@ def step_export(cfg: QuickstartConfig, out: Path, state: _State, console: Consol
 
 def _tflite_accuracy(path: Path, batches) -> float:
     """Top-1 of the exported TFLite model on ``batches`` with the LiteRT interpreter (batch 1)."""
-    from ai_edge_litert.interpreter import Interpreter
+    from hwnas.runtimes import invoke
 
-    interp = Interpreter(model_path=str(path), num_threads=1)
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]["index"]
-    outp = interp.get_output_details()[0]["index"]
     correct = total = 0
     for x, y in batches:
-        for i in range(x.shape[0]):
-            interp.set_tensor(inp, x[i: i + 1].numpy())
-            interp.invoke()
-            correct += int(np.argmax(interp.get_tensor(outp)) == int(y[i]))
-            total += 1
+        correct += int((invoke(path, x.numpy()).argmax(1) == y.numpy()).sum())
+        total += len(y)
     return correct / max(total, 1)
 
 

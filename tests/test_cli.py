@@ -8,7 +8,8 @@ import torch
 
 from conftest import run_cli, tiny_space
 from hwnas.checkpoint import save_checkpoint
-from hwnas.export import read_onnx_metadata, run_onnx
+from hwnas.export import read_onnx_metadata
+from hwnas.runtimes import invoke
 from hwnas.supernet import build_supernet, materialize
 
 TINY = ["--width", "0.25", "--resolution", "32", "--num-classes", "10"]
@@ -100,6 +101,6 @@ def test_export_from_supernet_checkpoint(capsys, tmp_path, rng):
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         ref = materialize(net.eval(), g)(x).numpy()
-    assert np.abs(run_onnx(out_dir / "model.onnx", x.numpy()) - ref).max() <= 1e-4
+    assert np.abs(invoke(out_dir / "model.onnx", x.numpy()) - ref).max() <= 1e-4
     manifest = json.loads((out_dir / "model.export.json").read_text())
     assert manifest["results"][0]["max_abs_diff"] <= 1e-4

@@ -14,7 +14,7 @@ import pytest
 
 from conftest_adb import adb_client, adb_env, adb_test_key, loopback_adbd, make_loopback_adbd  # noqa: F401
 from conftest import run_cli
-from hwnas.devices.commands import attached_serial, check_device, resolve_device
+from hwnas.devices import attached_serial, check_device, resolve_device
 from hwnas.devices.profiles import load_profile
 from hwnas.errors import HwnasError
 
@@ -69,6 +69,25 @@ def test_devices_list_and_show(capsys):
         assert name in out
     code, out, _ = run_cli(["devices", "show", "s22", "--serial", "R5CT1234"], capsys)
     assert code == 0 and '"serial": "R5CT1234"' in out and '"big_mask": "f0"' in out
+
+
+def test_devices_list_json_and_a_bad_profile(tmp_path, monkeypatch, capsys):
+    import json
+
+    code, out, _ = run_cli(["devices", "list", "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["errors"] == []
+    host = next(p for p in doc["profiles"] if p["name"] == "host")
+    assert host["runtimes"]["tflite"] == {"delegates": ["xnnpack", "cpu"], "precisions": ["fp32", "int8"]}
+    (tmp_path / "broken.toml").write_text('name = "broken"\nkind = "toaster"\n', encoding="utf-8")
+    monkeypatch.setenv("HWNAS_DEVICE_PROFILES", str(tmp_path))
+    code, out, err = run_cli(["devices", "list", "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 2 and len(doc["profiles"]) == 6  # the others are still listed
+    (bad,) = doc["errors"]
+    assert bad["file"] == str(tmp_path / "broken.toml") and "human_name" in bad["error"]
+    code, out, err = run_cli(["devices", "list"], capsys)
+    assert code == 2 and "s22" in out and f"{tmp_path / 'broken.toml'}: human_name: missing" in err
 
 
 def test_devices_check_unknown_and_unattached(capsys):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from conftest import tiny_space
-from hwnas.export import PARITY_TOL, export_model, read_onnx_metadata, run_onnx, run_tflite, sidecar_path
+from hwnas.export import PARITY_TOL, export_model, manifest_path, read_onnx_metadata, sidecar_path
+from hwnas.runtimes import invoke
 from hwnas.supernet import build_supernet, materialize, recalibrate_bn
 
 
@@ -38,22 +39,25 @@ def test_export_both_formats_with_parity_and_metadata(name, rng, tmp_path):
     assert m["genes"] == list(g) and m["space"]["name"] == name and m["hwnas_version"]
     side = json.loads(sidecar_path(tmp_path / "model.tflite").read_text())
     assert side["genes"] == list(g) and side["space"] == s.config()
+    manifest = json.loads(manifest_path(tmp_path).read_text())  # written by export_model itself
+    assert manifest["genes"] == list(g)
+    assert [(r["format"], r["path"]) for r in manifest["results"]] == [(r.format, r.path) for r in results]
     # independent check on a fresh input, batch 1, both runtimes
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         ref = sub(x).numpy()
-    assert np.abs(run_onnx(onnx_path, x.numpy()) - ref).max() <= PARITY_TOL
-    assert np.abs(run_tflite(tmp_path / "model.tflite", x.numpy()) - ref).max() <= PARITY_TOL
+    assert np.abs(invoke(onnx_path, x.numpy()) - ref).max() <= PARITY_TOL
+    assert np.abs(invoke(tmp_path / "model.tflite", x.numpy()) - ref).max() <= PARITY_TOL
     # the exported models discriminate inputs (not a constant graph)
-    y2 = run_onnx(onnx_path, (x * 3).numpy())
-    assert np.abs(y2 - run_onnx(onnx_path, x.numpy())).max() > 1e-4
+    y2 = invoke(onnx_path, (x * 3).numpy())
+    assert np.abs(y2 - invoke(onnx_path, x.numpy())).max() > 1e-4
 
 
 def test_export_rejects_unknown_format(tmp_path, rng):
     from hwnas.errors import HwnasError
 
     _, _, sub = _trained_like_subnet("mbv2", rng)
-    with pytest.raises(HwnasError, match="unknown export format 'coreml'"):
+    with pytest.raises(HwnasError, match="unknown runtime 'coreml'; allowed: onnx, tflite"):
         export_model(sub, tmp_path, formats=("coreml",), resolution=32)
 
 

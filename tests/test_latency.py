@@ -274,3 +274,21 @@ def test_profile_and_lut_commands_on_host(tmp_path, monkeypatch, capsys):
     assert len(list((tmp_path / "cache" / "subnets" / "onnx" / "mbv2@w0.25r16").glob("*.onnx"))) == 7
     code, _, err = run_cli(["profile", *common, "--rounds", "0"], capsys)
     assert code == 2 and "--rounds" in err
+
+
+def test_lut_show_json_on_the_shipped_table(capsys):
+    import json
+
+    from conftest import run_cli
+    from hwnas.latency.table import default_table_dir
+
+    code, out, err = run_cli(["lut", "show", "-d", "host", "-s", "mbv2", "--json", "--keys"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    shipped = LatencyTable.load(default_table_dir() / "host" / "mbv2-tflite.json")
+    assert doc["keys"] == len(shipped.entries) == len(doc["entries"])
+    assert doc["metadata"]["runtime"] == "tflite" and doc["calibrations"] == shipped.calibrations
+    key = next(iter(sorted(shipped.entries)))
+    assert doc["entries"][key]["median_ms"] == shipped.entries[key]["median_ms"]
+    code, _, err = run_cli(["lut", "show", "-d", "host", "-s", "mbv2", "--precision", "int8"], capsys)
+    assert code == 2 and "mbv2-tflite-int8.json" in err  # no shipped int8 table: the file it looked for

@@ -11,18 +11,18 @@ from pathlib import Path
 import pytest
 
 from hwnas.errors import HwnasError
-from hwnas.runners.parsers import (
+from hwnas.devices.parsers import (
     adb_error_kind,
     decode_output,
     device_info_from_getprop,
     parse_adb_devices,
-    parse_benchmark_model,
     parse_dumpsys_thermalservice,
     parse_getprop,
-    parse_ort_perf_test,
     parse_thermal_zone_temp,
     parse_time_in_state,
 )
+from hwnas.runners.benchmark_model import parse_benchmark_model
+from hwnas.runners.ort_perf_test import parse_ort_perf_test
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real-outputs"
 

@@ -1,7 +1,8 @@
 """Quantized exports (int8 TFLite via PT2E, ONNX QDQ) with real converters and runtimes, the
-``hwnas export --quant`` CLI, and int8 latency profiling (runtime ``tflite-int8``)."""
+``hwnas export --quant`` CLI, and int8 latency profiling (runtime ``tflite`` at precision ``int8``)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -206,7 +207,8 @@ def test_cli_export_quant(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_tflite_int8_latency_runtime(tmp_path, monkeypatch):
-    """Runtime ``tflite-int8``: int8 one-op models, the host runner, and a 1-key profile."""
+    """Runtime ``tflite`` at precision ``int8``: int8 one-op models, the host runner, a 1-key profile,
+    and the legacy name ``tflite-int8`` mapped to the same table."""
     from hwnas.devices.profiles import load_profile
     from hwnas.latency.keys import space_ops
     from hwnas.latency.opmodels import OpModelCache
@@ -216,13 +218,15 @@ def test_tflite_int8_latency_runtime(tmp_path, monkeypatch):
     monkeypatch.setenv("HWNAS_CACHE_DIR", str(tmp_path / "cache"))
     s = create_space("mbv2-mp", width=0.35, resolution=32, num_classes=10)
     profile = load_profile("host")
-    assert default_runner_name(profile, "tflite-int8") == "tflite-int8-host"
-    cfg = ProfileConfig(runtime="tflite-int8", warmup=2, runs=5, max_keys=1, cool_down=False)
+    assert default_runner_name(profile, "tflite", "int8") == "tflite-host"
+    cfg = ProfileConfig(runtime="tflite", precision="int8", warmup=2, runs=5, max_keys=1, cool_down=False)
+    assert ProfileConfig(runtime="tflite-int8") == replace(cfg, warmup=10, runs=50, max_keys=None, cool_down=True)
     plan = plan_profile(profile, s, cfg, tmp_path / "tables")
     assert len(plan.keys) == 1 and plan.estimate_s > 0
     ops = space_ops(s)
     key = next(k for k in ops if k.startswith("qmbconv") and k.endswith("w4a4"))
-    cache = OpModelCache("tflite-int8", tmp_path / "cache")
+    cache = OpModelCache("tflite", tmp_path / "cache", precision="int8")
+    assert cache.dir == tmp_path / "cache" / "tflite-int8"  # the cache folder of older versions
     path = cache.get(key, ops[key])
     assert path.suffix == ".tflite"
     from ai_edge_litert.interpreter import Interpreter
@@ -234,7 +238,8 @@ def test_tflite_int8_latency_runtime(tmp_path, monkeypatch):
     for i in filters:  # 4-bit weights in int8 containers
         w = it.get_tensor(i)
         assert w.dtype == np.int8 and 3 <= np.unique(w).size <= 15
-    m = create_runner("tflite-int8-host", profile).measure(path, warmup=2, runs=5, cool_down=False)
-    assert m.runtime == "tflite-int8" and m.runner == "tflite-int8-host" and m.median_ms > 0
+    m = create_runner("tflite-host", profile).measure(path, warmup=2, runs=5, cool_down=False)
+    assert m.runtime == "tflite" and m.runner == "tflite-host" and m.median_ms > 0
     table = profile_device(profile, s, cfg, tables_dir=tmp_path / "tables", cache=cache)
-    assert table.metadata["runtime"] == "tflite-int8" and len(table.entries) == 1
+    assert (table.metadata["runtime"], table.metadata["precision"]) == ("tflite", "int8")
+    assert len(table.entries) == 1 and table.path.name == "mbv2-mp-tflite-int8.json"

@@ -21,10 +21,9 @@ from hwnas.devices.thermal import temperature_reader
 from hwnas.devices.transport import LocalTransport, ShellResult
 from hwnas.errors import HwnasError
 from hwnas.runners.base import MeasureConfig
-from hwnas.runners.benchmark_model import BenchmarkModelRunner, benchmark_model_command
+from hwnas.runners.benchmark_model import BenchmarkModelRunner, benchmark_model_command, parse_benchmark_model
 from hwnas.runners.host import OnnxHostRunner, TfliteHostRunner
-from hwnas.runners.ort_perf_test import OrtPerfTestRunner, ort_perf_test_command
-from hwnas.runners.parsers import parse_benchmark_model, parse_ort_perf_test
+from hwnas.runners.ort_perf_test import OrtPerfTestRunner, ort_perf_test_command, parse_ort_perf_test
 from hwnas.runners.registry import create_runner, default_runner_name, runner_class, runner_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -238,10 +237,12 @@ def test_host_runner_errors(tiny_models: dict[str, Path], tmp_path: Path) -> Non
 
 
 def test_registry() -> None:
-    assert runner_names() == ["tflite-host", "onnx-host", "tflite-adb", "onnx-adb", "tflite-int8-host"]
+    assert runner_names() == ["onnx-host", "onnx-adb", "tflite-host", "tflite-adb"]
     assert runner_class("tflite-adb") is BenchmarkModelRunner and runner_class("onnx-host") is OnnxHostRunner
-    with pytest.raises(HwnasError, match="unknown runner 'tvm-adb'; allowed: tflite-host, onnx-host"):
+    with pytest.raises(HwnasError, match="unknown runner 'tvm-adb'; allowed: onnx-host, onnx-adb"):
         runner_class("tvm-adb")
+    with pytest.raises(HwnasError, match="'tflite-int8-host' is now 'tflite-host'"):
+        runner_class("tflite-int8-host")
     s22, host = load_profile("s22"), load_profile("host")
     assert (default_runner_name(host, "tflite"), default_runner_name(s22, "onnx")) == ("tflite-host", "onnx-adb")
     with pytest.raises(HwnasError, match="needs a transport"):

@@ -1,62 +1,48 @@
-"""``hwnas devices list | show NAME | check NAME`` and the device resolution shared by other commands."""
+"""``hwnas devices list | show NAME | check NAME``."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import json
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from hwnas.devices.profiles import DeviceProfile, list_profiles, load_profile
+from hwnas.devices.check import check_device
+from hwnas.devices.connect import resolve_device
+from hwnas.devices.profiles import find_profile, list_profiles, load_profile
 from hwnas.errors import HwnasError
 
 out = Console()
+err = Console(stderr=True)
 
 SerialOpt = Annotated[Optional[str], typer.Option(help="ADB serial (see `adb devices -l`); overrides the profile.")]
 HostOpt = Annotated[Optional[str], typer.Option(help="IP[:PORT] for ADB over TCP/Wi-Fi; overrides the profile.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def attached_serial(profile: DeviceProfile) -> str:
-    """The serial of the only ready device that the ``adb`` client sees (for profiles without one)."""
-    from hwnas.runners.parsers import parse_adb_devices
-
-    adb = shutil.which("adb")
-    if adb is None:
-        raise HwnasError(f"device {profile.name!r} needs the adb client: install it (Debian: apt-get install adb) "
-                         f"or pass --host to use the adb-shell transport")
-    try:
-        proc = subprocess.run([adb, "devices", "-l"], capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        raise HwnasError("`adb devices -l` did not answer in 30 s") from None
-    devices = parse_adb_devices(proc.stdout)
-    ready = [d for d in devices if d.state == "device"]
-    if len(ready) == 1:
-        return ready[0].serial
-    if not devices:
-        raise HwnasError(f"no device attached for profile {profile.name!r}: connect it with USB debugging on, "
-                         f"or pass --serial / --host")
-    if not ready:
-        states = ", ".join(f"{d.serial} ({d.state})" for d in devices)
-        raise HwnasError(f"no ready device for {profile.name!r}: {states}; accept the USB debugging prompt "
-                         f"on the device for 'unauthorized', reconnect for 'offline'")
-    raise HwnasError(f"{len(ready)} devices attached ({', '.join(d.serial for d in ready)}): pass --serial")
-
-
-def resolve_device(name: str, serial: str | None = None, host: str | None = None) -> DeviceProfile:
-    """Load profile ``name`` with ``--serial`` / ``--host`` overrides; find the serial if needed."""
-    overrides: dict[str, Any] = {}
-    if serial:
-        overrides["serial"] = serial
-    if host:
-        overrides["host"] = host
-    profile = load_profile(name, overrides=overrides or None)
-    conn = profile.connection
-    if conn.transport == "adb" and not (conn.serial or conn.host):
-        profile = load_profile(name, overrides={"serial": attached_serial(profile)})
-    return profile
+def profile_rows() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Every profile on the search path as a summary row, and the profiles that fail to load
+    (``{"name", "file", "error"}``: the error names the file and the key)."""
+    rows: list[dict[str, Any]] = []
+    bad: list[dict[str, str]] = []
+    for name in list_profiles():
+        try:
+            p = load_profile(name)
+        except HwnasError as exc:
+            try:
+                file = str(find_profile(name))
+            except HwnasError:
+                file = name
+            bad.append({"name": name, "file": file, "error": str(exc)})
+            continue
+        rows.append({"name": p.name, "device": p.human_name, "kind": p.kind, "soc": p.soc,
+                     "transport": p.connection.transport, "file": str(p.source),
+                     "runtimes": {r.name: {"delegates": list(r.delegates), "precisions": list(r.precisions)}
+                                  for r in p.runtimes}})
+    return rows, bad
 
 
 def register(app: typer.Typer) -> None:
@@ -64,24 +50,31 @@ def register(app: typer.Typer) -> None:
     app.add_typer(devices, name="devices")
 
     @devices.command("list")
-    def list_cmd() -> None:
-        """List the known device profiles."""
-        t = Table(title="device profiles")
-        for col in ("name", "device", "kind", "SoC", "transport", "runtimes"):
-            t.add_column(col, overflow="fold")
-        for name in list_profiles():
-            p = load_profile(name)
-            t.add_row(p.name, p.human_name, p.kind, p.soc, p.connection.transport,
-                      ", ".join(f"{r.name}[{'/'.join(r.delegates)}]" for r in p.runtimes))
-        out.print(t)
+    def list_cmd(json_out: JsonOpt = False) -> None:
+        """List the known device profiles. A profile that does not load is reported (file and
+        key) after the others, and the exit code is 2."""
+        rows, bad = profile_rows()
+        if json_out:
+            typer.echo(json.dumps({"profiles": rows, "errors": bad}, indent=2))
+        else:
+            t = Table(title="device profiles")
+            for col in ("name", "device", "kind", "SoC", "transport", "runtimes"):
+                t.add_column(col, overflow="fold")
+            for r in rows:
+                rts = ", ".join(f"{n} ({'/'.join(v['delegates'])}; {'/'.join(v['precisions'])})"
+                                for n, v in r["runtimes"].items())
+                t.add_row(r["name"], r["device"], r["kind"], r["soc"], r["transport"], rts)
+            out.print(t)
+        for b in bad:
+            err.print(f"[bold red]error:[/] {escape(b['error'])}", highlight=False, soft_wrap=True)
+        if bad:
+            raise typer.Exit(code=HwnasError.exit_code)
 
     @devices.command("show")
     def show_cmd(name: str, serial: SerialOpt = None, host: HostOpt = None) -> None:
         """Show one profile, fully resolved (file, connection, cores, runtimes, thermal)."""
         overrides = {k: v for k, v in (("serial", serial), ("host", host)) if v}
         p = load_profile(name, overrides=overrides or None)
-        import json
-
         out.print_json(json.dumps(p.to_dict(), default=str))
 
     @devices.command("check")
@@ -95,48 +88,3 @@ def register(app: typer.Typer) -> None:
         for k, v in rows:
             t.add_row(k, v)
         out.print(t)
-
-
-def check_device(profile: DeviceProfile, transport: Any = None) -> list[tuple[str, str]]:
-    """What ``devices check`` reports, as (item, value) rows. Raises HwnasError if unreachable.
-
-    ``transport`` defaults to ``profile.open_transport()``.
-    """
-    from hwnas.devices.thermal import temperature_reader
-    from hwnas.runners.parsers import device_info_from_getprop, parse_getprop
-
-    rows: list[tuple[str, str]] = [("transport", profile.connection.transport)]
-    if profile.is_local:
-        import platform
-
-        rows.append(("machine", f"{platform.machine()} {platform.processor() or ''}".strip()))
-        for mod, label in (("ai_edge_litert", "LiteRT interpreter"), ("onnxruntime", "onnxruntime")):
-            try:
-                m = __import__(mod)
-                rows.append((label, getattr(m, "__version__", "installed")))
-            except ImportError:
-                rows.append((label, "MISSING"))
-        return rows
-    tr = transport if transport is not None else profile.open_transport()
-    try:
-        res = tr.shell("getprop")
-        if res.exit_code != 0:
-            raise HwnasError(f"device {profile.name!r}: getprop failed (exit {res.exit_code}): {res.stderr[:200]}")
-        info = device_info_from_getprop(parse_getprop(res.stdout))
-        for k, v in (info.to_dict() if hasattr(info, "to_dict") else vars(info)).items():
-            rows.append((k, str(v)))
-        gov = tr.shell("cat /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor")
-        rows.append(("cpu governors", " ".join(gov.stdout.split()) if gov.exit_code == 0 else "unreadable"))
-        try:
-            temp = temperature_reader(profile.thermal, tr)
-            value = temp() if temp is not None else None
-            rows.append(("temperature", "n/a" if value is None else f"{value:.1f} C"))
-        except HwnasError as exc:
-            rows.append(("temperature", f"unreadable: {exc}"))
-        for rt in profile.runtimes:
-            if rt.binary:
-                ok = tr.shell(["test", "-x", rt.binary]).exit_code == 0
-                rows.append((f"{rt.name} binary", f"{rt.binary} ({'present' if ok else 'MISSING: push it there'})"))
-    finally:
-        tr.close()
-    return rows

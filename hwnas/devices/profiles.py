@@ -8,17 +8,16 @@ Where profiles are looked up (first match wins, so a user file shadows a built-i
 
 1. an explicit file: ``load_profile("path/to/dev.toml")`` (anything ending in ``.toml`` or containing
    a path separator is a path, never a name);
-2. ``profiles_dir`` passed to :func:`load_profile` / :func:`list_profiles` (the CLI's
-   ``--profiles-dir``);
+2. ``profiles_dir`` passed to :func:`load_profile` / :func:`list_profiles`;
 3. every folder in the environment variable ``HWNAS_DEVICE_PROFILES`` (``os.pathsep``-separated,
-   like ``PATH``);
-4. the built-in profiles shipped with hwnas: the repository's ``device_profiles/`` folder.
+   like ``PATH``; this is how the command line finds your own profiles);
+4. the built-in profiles shipped inside the package (``hwnas/device_profiles/``).
 
 Every problem (unknown key, wrong type, missing field, bad enum value, bad override) raises
 :class:`~hwnas.errors.HwnasError` naming the file, the dotted key path (``connection.transport``) and
 what is allowed.
 
-Schema (all keys; ``?`` marks optional ones)::
+Schema (all keys; ``?`` marks optional ones; ``docs/devices.md`` explains each)::
 
     name = "s22"                    # must equal the file name without .toml
     human_name = "Samsung Galaxy S22 Ultra (SM-S908U)"
@@ -39,9 +38,10 @@ Schema (all keys; ``?`` marks optional ones)::
     cores = "big"                   # ? big | little | all (all = no taskset); default big if big_mask
     default_threads = 4
 
-    [runtimes.tflite]               # ? at least one runtime table
+    [runtimes.tflite]               # ? at least one runtime table (hwnas.runtimes names them)
     delegates = ["xnnpack", "cpu", "gpu", "nnapi"]   # tflite: cpu | xnnpack | gpu | nnapi
     default_delegate = "xnnpack"    # ? default: the first delegate
+    precisions = ["fp32", "int8"]   # ? tflite: fp32 | int8; default ["fp32"]
     binary = "/data/local/tmp/hwnas/benchmark_model"  # ? required unless transport = "local"
 
     [runtimes.onnx]
@@ -70,6 +70,7 @@ from typing import Any
 
 from hwnas.devices.transport import DEFAULT_ADB_PORT, TRANSPORTS
 from hwnas.errors import HwnasError
+from hwnas.runtimes import DEFAULT_PRECISION, LEGACY_NAMES, get_runtime, runtime_names
 
 ENV_PROFILES_DIRS = "HWNAS_DEVICE_PROFILES"
 """Environment variable: extra profile folders, ``os.pathsep``-separated, searched before built-ins."""
@@ -78,11 +79,6 @@ KINDS: tuple[str, ...] = ("phone", "tablet", "watch", "devkit", "host")
 ABIS: tuple[str, ...] = ("arm64-v8a", "armeabi-v7a", "x86_64", "x86", "native")
 """Android ABIs, plus ``native`` for the host profile (whatever this computer is)."""
 CORE_SETS: tuple[str, ...] = ("big", "little", "all")
-RUNTIME_DELEGATES: Mapping[str, tuple[str, ...]] = {
-    "tflite": ("cpu", "xnnpack", "gpu", "nnapi"),
-    "onnx": ("cpu", "xnnpack", "nnapi", "qnn"),
-    "tflite-int8": ("cpu", "xnnpack"),  # int8-quantized TFLite models (hwnas.quant.export)
-}
 THERMAL_SOURCES: tuple[str, ...] = ("sysfs", "dumpsys", "none")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -140,12 +136,24 @@ class Cpu:
 
 @dataclass(frozen=True)
 class Runtime:
-    """One inference runtime on the device, its delegates, and the benchmark binary (if any)."""
+    """One inference runtime on the device: its delegates, the precisions it runs, and the
+    benchmark binary (if any)."""
 
     name: str
     delegates: tuple[str, ...]
     default_delegate: str
     binary: str | None = None
+    precisions: tuple[str, ...] = (DEFAULT_PRECISION,)
+
+    def check_precision(self, precision: str | None) -> str:
+        """Return ``precision`` (or fp32) after checking the device runs it with this runtime."""
+        chosen = precision or DEFAULT_PRECISION
+        if chosen not in self.precisions:
+            raise HwnasError(
+                f"precision {chosen!r} is not listed for runtime {self.name!r} on this device; "
+                f"listed: {_fmt(self.precisions)} (add it to runtimes.{self.name}.precisions)"
+            )
+        return chosen
 
     def check_delegate(self, delegate: str | None) -> str:
         """Return ``delegate`` (or the default) after checking the device offers it."""
@@ -227,6 +235,7 @@ class DeviceProfile:
                            for rt in self.runtimes}
         for rt in out["runtimes"].values():
             rt["delegates"] = list(rt["delegates"])
+            rt["precisions"] = list(rt["precisions"])
         out["source"] = str(self.source) if self.source else None
         return out
 
@@ -236,12 +245,8 @@ class DeviceProfile:
 
 
 def builtin_profiles_dir() -> Path:
-    """The folder of profiles shipped with hwnas (the repository's ``device_profiles/``)."""
-    package_dir = Path(__file__).resolve().parent.parent  # .../hwnas
-    for candidate in (package_dir.parent / "device_profiles", package_dir / "device_profiles"):
-        if candidate.is_dir():
-            return candidate
-    return package_dir.parent / "device_profiles"
+    """The folder of profiles shipped with hwnas (package data: ``hwnas/device_profiles/``)."""
+    return Path(__file__).resolve().parent.parent / "device_profiles"
 
 
 def profile_search_path(profiles_dir: str | os.PathLike[str] | None = None) -> tuple[Path, ...]:
@@ -528,16 +533,28 @@ def _read_cpu(t: _Table | None, ctx: _Ctx) -> Cpu:
 
 def _read_runtimes(t: _Table | None, ctx: _Ctx, is_local: bool) -> tuple[Runtime, ...]:
     assert t is not None
+    names = runtime_names()
+    for legacy, (rt_name, precision) in LEGACY_NAMES.items():
+        if legacy in t.data:
+            raise ctx.error(f"runtimes.{legacy}", f"{legacy!r} is no longer a runtime: remove this "
+                            f"table and list {precision!r} in runtimes.{rt_name}.precisions "
+                            f"(precisions = [\"fp32\", \"{precision}\"])")
     runtimes: list[Runtime] = []
-    for rt_name, allowed in RUNTIME_DELEGATES.items():
-        rt = t.table(rt_name)
-        if rt is None:
-            continue
-        delegates = rt.get("delegates", list, required=True, allowed=allowed)
+    tables = {name: t.table(name) for name in names}
+    order = list(t.data)
+    for rt_name in sorted((n for n in names if tables[n] is not None), key=order.index):  # file order
+        rt = tables[rt_name]
+        assert rt is not None
+        spec = get_runtime(rt_name)
+        delegates = rt.get("delegates", list, required=True, allowed=spec.delegates)
         if not delegates:
             raise ctx.error(f"runtimes.{rt_name}.delegates",
-                            f"must list at least one delegate; allowed values: {_fmt(allowed)}")
+                            f"must list at least one delegate; allowed values: {_fmt(spec.delegates)}")
         default = rt.get("default_delegate", str, default=delegates[0], allowed=delegates)
+        precisions = rt.get("precisions", list, default=(DEFAULT_PRECISION,), allowed=spec.precisions)
+        if not precisions:
+            raise ctx.error(f"runtimes.{rt_name}.precisions",
+                            f"must list at least one precision; allowed values: {_fmt(spec.precisions)}")
         binary = rt.get("binary", str)
         rt.finish()
         if binary is None and not is_local:
@@ -545,10 +562,10 @@ def _read_runtimes(t: _Table | None, ctx: _Ctx, is_local: bool) -> tuple[Runtime
                             "missing required key: the benchmark binary's path on the device")
         if binary is not None and not is_local:
             _check_remote_path(binary, f"runtimes.{rt_name}.binary", ctx)
-        runtimes.append(Runtime(rt_name, delegates, default, binary))
+        runtimes.append(Runtime(rt_name, delegates, default, binary, precisions))
     t.finish()
     if not runtimes:
-        raise ctx.error("runtimes", f"needs at least one of [runtimes.{'], [runtimes.'.join(RUNTIME_DELEGATES)}]")
+        raise ctx.error("runtimes", f"needs at least one of [runtimes.{'], [runtimes.'.join(names)}]")
     return tuple(runtimes)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from hwnas.devices.profiles import Thermal
 from hwnas.errors import HwnasError
-from hwnas.runners.parsers import (
+from hwnas.devices.parsers import (
     decode_output,
     parse_dumpsys_thermalservice,
     parse_thermal_zone_temp,

@@ -34,9 +34,10 @@ class TableBuild:
     error: HwnasError | None = None
 
 
-def device_runner(profile: DeviceProfile, runtime: str) -> Any:
-    """The latency runner of ``runtime`` on ``profile`` (host runner, or over its transport)."""
-    return _runner_for(profile, runtime, None)
+def device_runner(profile: DeviceProfile, runtime: str, precision: str | None = None) -> Any:
+    """The latency runner of ``runtime`` on ``profile`` (host runner, or over its transport);
+    the profile must list ``precision`` (default fp32) for that runtime."""
+    return _runner_for(profile, runtime, None, precision)
 
 
 def profile_and_calibrate(profiles: Sequence[DeviceProfile], space: SearchSpace, cfg: ProfileConfig, *,
@@ -71,7 +72,7 @@ def profile_and_calibrate(profiles: Sequence[DeviceProfile], space: SearchSpace,
         missing = tuple(table.missing(keys))
         cal = None
         if calibrate_n and not missing:
-            cal = calibrate(table, space, device_runner(p, cfg.runtime), n=calibrate_n,
+            cal = calibrate(table, space, device_runner(p, cfg.runtime, cfg.precision), n=calibrate_n,
                             threads=cfg.threads or p.cpu.default_threads, canary=cfg.canary)
         builds[p.name] = TableBuild(p.name, table, missing, cal)
     return builds

@@ -18,12 +18,13 @@ err = Console(stderr=True)
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Device profile name (see `hwnas devices list`).")]
 SpaceOpt = Annotated[str, typer.Option("--space", "-s", help="Search space.")]
-RuntimeOpt = Annotated[str, typer.Option(help="tflite or onnx.")]
+RuntimeOpt = Annotated[str, typer.Option(help="Runtime: tflite or onnx (see docs/runtimes.md).")]
+PrecisionOpt = Annotated[Optional[str], typer.Option(help="Precision of the measured models: fp32 (default) or int8; the runtime and the device profile must list it.")]
 WidthOpt = Annotated[Optional[float], typer.Option(help="Width multiplier of the space.")]
 ResOpt = Annotated[Optional[int], typer.Option(help="Input resolution.")]
 ClassesOpt = Annotated[Optional[int], typer.Option("--num-classes", help="Number of classes.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="Threads (default: the profile's).")]
-TablesOpt = Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: the repo's latency_tables/).")]
+TablesOpt = Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: the tables shipped in the package, hwnas/latency_tables/).")]
 SerialOpt = Annotated[Optional[str], typer.Option(help="ADB serial override.")]
 HostOpt = Annotated[Optional[str], typer.Option(help="IP[:PORT] override (ADB over TCP).")]
 CanaryOpt = Annotated[bool, typer.Option("--canary/--no-canary", help="Measure in blocks between checks of a reference model; re-measure blocks taken while the device was disturbed.")]
@@ -41,16 +42,16 @@ def _space(name, width, resolution, num_classes):
     return create_space(name, width=width, resolution=resolution, num_classes=num_classes)
 
 
-def _runner(profile, runtime):
+def _runner(profile, runtime, precision=None):
     from hwnas.latency.build import device_runner
 
-    return device_runner(profile, runtime)
+    return device_runner(profile, runtime, precision)
 
 
-def _load_table(device: str, space, runtime: str, tables_dir):
+def _load_table(device: str, space, runtime: str, tables_dir, precision: str | None = None):
     from hwnas.latency.table import load_table
 
-    return load_table(device, space, runtime, tables_dir)
+    return load_table(device, space, runtime, tables_dir, precision)
 
 
 def register(app: typer.Typer) -> None:
@@ -60,7 +61,7 @@ def register(app: typer.Typer) -> None:
     @app.command("profile")
     def profile_cmd(
         device: Annotated[list[str], typer.Option("--device", "-d", help="Device profile; repeat to profile several devices in parallel.")],
-        space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
+        space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite", precision: PrecisionOpt = None,
         width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
         threads: ThreadsOpt = None,
         delegate: Annotated[Optional[str], typer.Option(help="Delegate (default: the profile's first).")] = None,
@@ -76,14 +77,14 @@ def register(app: typer.Typer) -> None:
         tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None,
     ) -> None:
         """Measure every unique op of a space on a device and write its latency table."""
-        from hwnas.devices.commands import resolve_device
+        from hwnas.devices import resolve_device
         from hwnas.latency.build import profile_and_calibrate
         from hwnas.latency.profile import ProfileConfig, plan_profile
 
         sp = _space(space, width, resolution, num_classes)
         if (serial or host) and len(device) > 1:
             raise HwnasError("--serial/--host apply to one device; give one --device with them")
-        cfg = ProfileConfig(runtime=runtime, threads=threads, delegate=delegate, warmup=warmup, runs=runs,
+        cfg = ProfileConfig(runtime=runtime, precision=precision or "fp32", threads=threads, delegate=delegate, warmup=warmup, runs=runs,
                             repetitions=repetitions, rounds=rounds, max_keys=max_keys, canary=canary)
         if dry_run:
             from hwnas.devices.profiles import load_profile
@@ -125,11 +126,22 @@ def register(app: typer.Typer) -> None:
 
     @lut.command("show")
     def show_cmd(device: DeviceOpt, space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
-                 tables_dir: TablesOpt = None,
-                 keys: Annotated[bool, typer.Option("--keys", help="List every key.")] = False) -> None:
+                 precision: PrecisionOpt = None, tables_dir: TablesOpt = None,
+                 keys: Annotated[bool, typer.Option("--keys", help="List every key.")] = False,
+                 json_out: Annotated[bool, typer.Option("--json", help="Print the table's metadata, calibrations and key count (with --keys, its entries) as JSON.")] = False) -> None:
         """Show a table's metadata, calibrations and (optionally) its keys."""
+        import json
+
         sp = _space(space, None, None, None)
-        table = _load_table(device, sp, runtime, tables_dir)
+        table = _load_table(device, sp, runtime, tables_dir, precision)
+        if json_out:
+            doc = {"path": str(table.path), "metadata": table.metadata, "calibrations": table.calibrations,
+                   "keys": len(table.entries)}
+            if keys:
+                doc["entries"] = {k: {f: e.get(f) for f in ("median_ms", "std_ms", "count")}
+                                  for k, e in sorted(table.entries.items())}
+            typer.echo(json.dumps(doc, indent=2, default=str))
+            return
         t = Table(title=str(table.path))
         t.add_column("field")
         t.add_column("value", overflow="fold")
@@ -150,38 +162,40 @@ def register(app: typer.Typer) -> None:
 
     @lut.command("calibrate")
     def calibrate_cmd(device: DeviceOpt, space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
+                     precision: PrecisionOpt = None,
                       width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
                       n: Annotated[int, typer.Option("--n", min=1)] = 8, threads: ThreadsOpt = None,
                       canary: CanaryOpt = True,
                       tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None) -> None:
         """Fit the table's calibration (scale, per-op, offset) on N random subnets measured end to end."""
-        from hwnas.devices.commands import resolve_device
+        from hwnas.devices import resolve_device
         from hwnas.latency.validate import calibrate
 
         sp = _space(space, width, resolution, num_classes)
         p = resolve_device(device, serial, host)
-        table = _load_table(p.name, sp, runtime, tables_dir)
-        cal = calibrate(table, sp, _runner(p, runtime), n=n, threads=threads or p.cpu.default_threads,
+        table = _load_table(p.name, sp, runtime, tables_dir, precision)
+        cal = calibrate(table, sp, _runner(p, *table.runtime_precision), n=n, threads=threads or p.cpu.default_threads,
                         canary=canary)
         out.print_json(data=cal)
 
     @lut.command("validate")
     def validate_cmd(device: DeviceOpt, space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
+                     precision: PrecisionOpt = None,
                      width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
                      n: Annotated[int, typer.Option("--n", min=3)] = 100, threads: ThreadsOpt = None,
                      seed: Annotated[int, typer.Option(help="Seed of the held-out subnets.")] = 12345,
                      canary: CanaryOpt = True,
                      tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None) -> None:
         """Measure N held-out random subnets end to end; report MAPE, within +-10 %, Kendall tau, plot."""
-        from hwnas.devices.commands import resolve_device
+        from hwnas.devices import resolve_device
         from hwnas.latency.validate import validate
 
         sp = _space(space, width, resolution, num_classes)
         p = resolve_device(device, serial, host)
-        table = _load_table(p.name, sp, runtime, tables_dir)
+        table = _load_table(p.name, sp, runtime, tables_dir, precision)
         with _progress() as prog:
             task = prog.add_task(f"{p.name} end-to-end", total=n)
-            rep = validate(table, sp, _runner(p, runtime), n=n, seed=seed,
+            rep = validate(table, sp, _runner(p, *table.runtime_precision), n=n, seed=seed,
                            threads=threads or p.cpu.default_threads, canary=canary,
                            on_progress=lambda d, t: prog.update(task, completed=d, total=t))
         t = Table(title=f"latency table validation: {rep.device} {rep.space} {rep.runtime}")

@@ -14,14 +14,10 @@ import threading
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from hwnas.errors import HwnasError
 from hwnas.nn.blocks import build_op
+from hwnas.runtimes import resolve
 from hwnas.spaces.base import OpSpec, SearchSpace
-
-#: runtime name -> model file suffix (``tflite-int8``: int8-quantized TFLite, see hwnas.quant.export)
-RUNTIME_SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "tflite-int8": ".tflite"}
 
 
 def default_cache_dir() -> Path:
@@ -40,40 +36,25 @@ def op_input_shape(spec: OpSpec) -> tuple[int, ...]:
     return (1, c) if spec.op == "linear" else (1, c, h, w)
 
 
-def check_runtime(runtime: str) -> str:
-    if runtime not in RUNTIME_SUFFIX:
-        raise HwnasError(f"unknown runtime {runtime!r}; allowed: {', '.join(RUNTIME_SUFFIX)}")
-    return runtime
-
-
-def export_for_runtime(model: nn.Module, sample: torch.Tensor, path: Path, runtime: str) -> Path:
-    """Write ``model`` for ``runtime`` (TFLite via litert-torch, ONNX via torch.onnx, int8 TFLite
-    calibrated on random inputs via :func:`hwnas.quant.export.export_int8_for_latency`)."""
-    from hwnas.export import export_onnx, export_tflite
-
-    model = model.eval()
-    if runtime == "tflite-int8":
-        from hwnas.quant.export import export_int8_for_latency
-
-        return export_int8_for_latency(model, sample, path)
-    if runtime == "tflite":
-        return export_tflite(model, path, sample, metadata=None)
-    return export_onnx(model, path, sample, metadata=None, dynamo=False)
-
-
 class OpModelCache:
-    """Exports each op once per runtime and returns the cached file."""
+    """Exports each op once per (runtime, precision) and returns the cached file.
 
-    def __init__(self, runtime: str, cache_dir: str | Path | None = None, seed: int = 0) -> None:
-        self.runtime = check_runtime(runtime)
-        self.dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.dir = self.dir / runtime
+    ``runtime`` may be a legacy name (``tflite-int8`` = ``tflite`` at ``int8``, see
+    :func:`hwnas.runtimes.resolve`)."""
+
+    def __init__(self, runtime: str, cache_dir: str | Path | None = None, seed: int = 0,
+                 precision: str | None = None) -> None:
+        self.spec, self.precision = resolve(runtime, precision)
+        self.runtime = self.spec.name
+        self._export = self.spec.latency_exporter(self.precision)
+        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.dir = root / self.spec.tag(self.precision)
         self.seed = seed
         self._lock = threading.Lock()
 
     def path_for(self, key: str) -> Path:
         digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-        return self.dir / f"{digest}{RUNTIME_SUFFIX[self.runtime]}"
+        return self.dir / f"{digest}{self.spec.suffix}"
 
     def cached(self, key: str) -> bool:
         return self.path_for(key).is_file()
@@ -86,7 +67,7 @@ class OpModelCache:
                 torch.manual_seed(self.seed)
                 module = build_op(spec).eval()
                 sample = torch.randn(*op_input_shape(spec), generator=gen)
-                export_for_runtime(module, sample, path, self.runtime)
+                self._export(module, sample, path)
         return path
 
 
@@ -96,18 +77,20 @@ class SubnetModelCache:
     depend on them."""
 
     def __init__(self, space: SearchSpace, runtime: str, cache_dir: str | Path | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, precision: str | None = None) -> None:
         from hwnas.latency.table import space_tag
 
         self.space = space
-        self.runtime = check_runtime(runtime)
+        self.spec, self.precision = resolve(runtime, precision)
+        self.runtime = self.spec.name
+        self._export = self.spec.latency_exporter(self.precision)
         root = Path(cache_dir) if cache_dir is not None else default_subnet_cache_dir()
-        self.dir = root / runtime / space_tag(space)
+        self.dir = root / self.spec.tag(self.precision) / space_tag(space)
         self.seed = seed
 
     def path_for(self, genes: tuple[int, ...]) -> Path:
         digest = hashlib.sha1(",".join(map(str, genes)).encode()).hexdigest()[:16]
-        return self.dir / f"{digest}{RUNTIME_SUFFIX[self.runtime]}"
+        return self.dir / f"{digest}{self.spec.suffix}"
 
     def get(self, genes: tuple[int, ...]) -> Path:
         from hwnas.supernet import Subnet
@@ -117,5 +100,5 @@ class SubnetModelCache:
             torch.manual_seed(self.seed)
             model = Subnet(self.space, genes).eval()
             sample = torch.randn(1, self.space.in_channels, self.space.resolution, self.space.resolution)
-            export_for_runtime(model, sample, path, self.runtime)
+            self._export(model.eval(), sample, path)
         return path

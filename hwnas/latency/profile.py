@@ -26,9 +26,10 @@ from hwnas.cost import op_costs
 from hwnas.devices.profiles import DeviceProfile
 from hwnas.errors import HwnasError
 from hwnas.latency.keys import space_ops
-from hwnas.latency.opmodels import OpModelCache, check_runtime
+from hwnas.latency.opmodels import OpModelCache
 from hwnas.latency.table import LatencyTable, table_path
 from hwnas.runners.quiet import measure_guarded, runner_canary
+from hwnas.runtimes import DEFAULT_PRECISION, LEGACY_NAMES, resolve
 from hwnas.spaces.base import SearchSpace
 
 
@@ -38,6 +39,7 @@ class ProfileConfig:
     tens of timed runs, median reported)."""
 
     runtime: str = "tflite"
+    precision: str = "fp32"
     threads: int | None = None
     delegate: str | None = None
     warmup: int = 10
@@ -51,6 +53,11 @@ class ProfileConfig:
     canary_max_wait_s: float = 60.0
 
     def __post_init__(self) -> None:
+        # a legacy runtime name (tflite-int8) becomes its (runtime, precision) pair
+        legacy = self.runtime in LEGACY_NAMES and self.precision == DEFAULT_PRECISION
+        spec, precision = resolve(self.runtime, None if legacy else self.precision)
+        object.__setattr__(self, "runtime", spec.name)
+        object.__setattr__(self, "precision", precision)
         if self.rounds < 1:
             raise HwnasError(f"--rounds must be >= 1, got {self.rounds}")
         if self.canary_block < 1:
@@ -62,23 +69,19 @@ class ProfileConfig:
 
 #: rough host-independent throughput used only by --dry-run estimates before anything is measured
 _EST_MACS_PER_S = 2e9
-_EST_EXPORT_S = {"tflite": 2.0, "onnx": 0.1, "tflite-int8": 4.0}
 
 
-def _runner_for(profile: DeviceProfile, runtime: str, transport: Any):
-    from hwnas.runners.registry import create_runner, default_runner_name
+def _runner_for(profile: DeviceProfile, runtime: str, transport: Any, precision: str | None = None):
+    from hwnas.runners.registry import open_runner
 
-    name = default_runner_name(profile, runtime)
-    if name.endswith("-adb") and transport is None:
-        transport = profile.open_transport()
-    return create_runner(name, profile, transport if name.endswith("-adb") else None)
+    return open_runner(profile, runtime, precision, transport)
 
 
 def _open_table(path: Path, profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfig,
                 runtime_version: str, delegate: str, threads: int, resume: bool) -> LatencyTable:
     if path.exists():
         table = LatencyTable.load(path)
-        table.check_compatible(space=space, runtime=cfg.runtime)
+        table.check_compatible(space=space, runtime=cfg.runtime, precision=cfg.precision)
         meta = table.metadata
         want = {"device": profile.name, "threads": threads, "delegate": delegate}
         for k, v in want.items():
@@ -91,7 +94,8 @@ def _open_table(path: Path, profile: DeviceProfile, space: SearchSpace, cfg: Pro
         table.note_space(space)
         return table
     table = LatencyTable.new(
-        device=profile.name, soc=profile.soc, runtime=cfg.runtime, runtime_version=runtime_version,
+        device=profile.name, soc=profile.soc, runtime=cfg.runtime, precision=cfg.precision,
+        runtime_version=runtime_version,
         delegate=delegate, threads=threads, warmup=cfg.warmup, runs=cfg.runs, space=space, path=path,
         device_name=profile.human_name, repetitions=cfg.repetitions, rounds=cfg.rounds)
     table.save()
@@ -112,22 +116,22 @@ class ProfilePlan:
 def plan_profile(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfig,
                  tables_dir: str | Path | None = None, cache: OpModelCache | None = None) -> ProfilePlan:
     """The keys a profile would measure and an estimate of its duration (``--dry-run``)."""
-    check_runtime(cfg.runtime)
+    spec = resolve(cfg.runtime, cfg.precision)[0]
     ops = space_ops(space)
-    path = table_path(profile.name, space.name, cfg.runtime, tables_dir)
+    path = table_path(profile.name, space.name, cfg.runtime, tables_dir, cfg.precision)
     table = LatencyTable.load(path) if path.exists() else None
     measured = table.entries if table is not None else {}
     todo = table.unfinished(ops, cfg.rounds) if table is not None else list(ops)
     if cfg.max_keys is not None:
         todo = todo[: cfg.max_keys]
-    cache = cache or OpModelCache(cfg.runtime)
+    cache = cache or OpModelCache(cfg.runtime, precision=cfg.precision)
     threads = cfg.threads or profile.cpu.default_threads
     est = 0.0
     for k in todo:
         left = cfg.rounds - (table.rounds_done(k) if table is not None else 0)
         per_run = op_costs(ops[k]).macs / (_EST_MACS_PER_S * threads) + 1e-4
         est += (cfg.warmup + cfg.runs) * cfg.repetitions * left * per_run
-        est += 0.0 if cache.cached(k) else _EST_EXPORT_S[cfg.runtime]
+        est += 0.0 if cache.cached(k) else spec.export_estimate_s.get(cfg.precision, 2.0)
         est += profile.thermal.fixed_pause_s * cfg.repetitions * left if cfg.cool_down else 0.0
     return ProfilePlan(profile.name, path, todo, len(measured), est)
 
@@ -144,19 +148,18 @@ def profile_device(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfi
     """
     from hwnas.runners.base import MeasureConfig
 
-    check_runtime(cfg.runtime)
-    runner = _runner_for(profile, cfg.runtime, transport)
+    runner = _runner_for(profile, cfg.runtime, transport, cfg.precision)
     rt = profile.runtime(cfg.runtime)
     delegate = rt.check_delegate(cfg.delegate)
     threads = cfg.threads or profile.cpu.default_threads
     runtime_version = _runtime_version(runner)
-    path = table_path(profile.name, space.name, cfg.runtime, tables_dir)
+    path = table_path(profile.name, space.name, cfg.runtime, tables_dir, cfg.precision)
     table = _open_table(path, profile, space, cfg, runtime_version, delegate, threads, resume)
     ops = space_ops(space)
     todo = table.unfinished(ops, cfg.rounds)
     if cfg.max_keys is not None:
         todo = todo[: cfg.max_keys]
-    cache = cache or OpModelCache(cfg.runtime)
+    cache = cache or OpModelCache(cfg.runtime, precision=cfg.precision)
     mcfg = MeasureConfig(threads=threads, warmup=cfg.warmup, runs=cfg.runs, delegate=delegate,
                          repetitions=cfg.repetitions, cool_down=cfg.cool_down)
     total = len(todo) + sum(cfg.rounds - table.rounds_done(k) for k in todo)
@@ -237,7 +240,7 @@ def profile_devices(profiles: Sequence[DeviceProfile], space: SearchSpace, cfg: 
     One-op models are exported once (shared cache, serialised conversion) and measured on every
     device; a failure on one device does not stop the others.
     """
-    cache = OpModelCache(cfg.runtime)
+    cache = OpModelCache(cfg.runtime, precision=cfg.precision)
 
     def one(p: DeviceProfile):
         cb = (lambda key, d, t: on_progress(p.name, key, d, t)) if on_progress else None

@@ -1,4 +1,5 @@
-"""Latency table files: ``latency_tables/<device>/<space>-<runtime>.json``.
+"""Latency table files: ``latency_tables/<device>/<space>-<runtime>[-<precision>].json``
+(precision omitted for fp32: ``mbv2-tflite.json``, ``mbv2-mp-tflite-int8.json``).
 
 One JSON document: ``metadata`` (device, SoC, runtime and version, delegate, threads, warm-up, runs,
 dates, versions, the space configs profiled), ``entries`` (per key: count, mean, median, std, min,
@@ -18,6 +19,7 @@ from typing import Any
 from hwnas.checkpoint import version_stamp
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json
+from hwnas.runtimes import resolve
 from hwnas.spaces.base import SearchSpace
 
 FORMAT = "hwnas.latency_table"
@@ -33,20 +35,24 @@ def now_iso() -> str:
 
 
 def default_table_dir() -> Path:
-    """The repository's ``latency_tables/`` (shipped tables), next to the ``hwnas`` package."""
-    return Path(__file__).resolve().parents[2] / "latency_tables"
+    """The shipped tables (package data: ``hwnas/latency_tables/``)."""
+    return Path(__file__).resolve().parents[1] / "latency_tables"
 
 
-def table_path(device: str, space_name: str, runtime: str, root: str | Path | None = None) -> Path:
+def table_path(device: str, space_name: str, runtime: str, root: str | Path | None = None,
+               precision: str | None = None) -> Path:
+    """Where the table of ``device`` / ``space_name`` / ``runtime`` at ``precision`` lives."""
     root = default_table_dir() if root is None else Path(root)
-    return root / device / f"{space_name}-{runtime}.json"
+    spec, precision = resolve(runtime, precision)
+    return root / device / f"{space_name}-{spec.tag(precision)}.json"
 
 
-def load_table(device: str, space: SearchSpace, runtime: str, root: str | Path | None = None) -> LatencyTable:
-    """The table of ``device`` / ``runtime`` for ``space`` under ``root`` (default: the shipped
-    ``latency_tables/``), checked to belong to that space and runtime."""
-    table = LatencyTable.load(table_path(device, space.name, runtime, root))
-    table.check_compatible(space=space, runtime=runtime)
+def load_table(device: str, space: SearchSpace, runtime: str, root: str | Path | None = None,
+               precision: str | None = None) -> LatencyTable:
+    """The table of ``device`` / ``runtime`` at ``precision`` (default fp32) for ``space`` under
+    ``root`` (default: the shipped ``hwnas/latency_tables/``), checked to belong to them."""
+    table = LatencyTable.load(table_path(device, space.name, runtime, root, precision))
+    table.check_compatible(space=space, runtime=runtime, precision=precision)
     return table
 
 
@@ -69,9 +75,11 @@ class LatencyTable:
     @classmethod
     def new(cls, *, device: str, soc: str, runtime: str, runtime_version: str, delegate: str,
             threads: int, warmup: int, runs: int, space: SearchSpace, path: Path | None = None,
-            **extra: Any) -> LatencyTable:
+            precision: str | None = None, **extra: Any) -> LatencyTable:
+        spec, precision = resolve(runtime, precision)
         meta = {
-            "device": device, "soc": soc, "runtime": runtime, "runtime_version": runtime_version,
+            "device": device, "soc": soc, "runtime": spec.name, "precision": precision,
+            "runtime_version": runtime_version,
             "delegate": delegate, "threads": threads, "warmup": warmup, "runs": runs,
             "space": space.name, "space_configs": [space.config()],
             "created": now_iso(), "updated": now_iso(), "versions": version_stamp(), **extra,
@@ -132,13 +140,27 @@ class LatencyTable:
         if cfg not in self.metadata.setdefault("space_configs", []):
             self.metadata["space_configs"].append(cfg)
 
-    def check_compatible(self, *, space: SearchSpace | None = None, runtime: str | None = None) -> None:
-        """Refuse a table from another space or runtime (one-line HwnasError)."""
+    @property
+    def runtime_precision(self) -> tuple[str, str]:
+        """(runtime, precision) of the measurements; tables of older versions that name the runtime
+        ``tflite-int8`` read as (``tflite``, ``int8``)."""
+        spec, precision = resolve(self.metadata["runtime"], self.metadata.get("precision"))
+        return spec.name, precision
+
+    def check_compatible(self, *, space: SearchSpace | None = None, runtime: str | None = None,
+                         precision: str | None = None) -> None:
+        """Refuse a table from another space, runtime or precision (one-line HwnasError)."""
         where = self.path or "latency table"
         if space is not None and self.metadata.get("space") != space.name:
             raise HwnasError(f"{where} is for space {self.metadata.get('space')!r}, not {space.name!r}")
-        if runtime is not None and self.metadata.get("runtime") != runtime:
-            raise HwnasError(f"{where} is for runtime {self.metadata.get('runtime')!r}, not {runtime!r}")
+        if runtime is not None:
+            spec, want = resolve(runtime, precision)
+            have = self.runtime_precision
+            if have[0] != spec.name:
+                raise HwnasError(f"{where} is for runtime {have[0]!r}, not {spec.name!r}")
+            if have[1] != want:
+                raise HwnasError(f"{where} is for runtime {have[0]!r} at precision {have[1]!r}, "
+                                 f"not {want!r} (pass --precision {have[1]})")
 
     def missing(self, keys) -> list[str]:
         return [k for k in keys if k not in self.entries]

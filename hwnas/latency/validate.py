@@ -73,6 +73,7 @@ class EndToEndStore:
 
 def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int, ...]], runtime: str,
                     store: EndToEndStore, *, threads: int, warmup: int = 10, runs: int = 30,
+                    precision: str | None = None,
                     rounds: int = E2E_ROUNDS, cache: SubnetModelCache | None = None,
                     canary: bool = True, canary_max_wait_s: float = 60.0,
                     on_progress=None) -> np.ndarray:
@@ -87,7 +88,7 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
     from hwnas.runners.base import MeasureConfig
 
     cfg = MeasureConfig(threads=threads, warmup=warmup, runs=runs)
-    cache = cache or SubnetModelCache(space, runtime)
+    cache = cache or SubnetModelCache(space, runtime, precision=precision)
     todo = list(dict.fromkeys(tuple(g) for g in genes_list if not store.complete(tuple(g), rounds)))
     total, done = len(todo) * (1 + rounds), 0
 
@@ -140,8 +141,9 @@ def calibrate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 
     pred = LatencyPredictor(table, space, calibrated=False)
     archs = _archs(space, n, seed, extremes=True)
     tag = space_tag(space)
-    measured = measure_subnets(runner, space, archs, table.metadata["runtime"],
+    measured = measure_subnets(runner, space, archs, table.runtime_precision[0],
                                EndToEndStore(_store_path(table, tag)), threads=threads, cache=cache,
+                               precision=table.runtime_precision[1],
                                canary=canary, on_progress=on_progress)
     raw = pred.raw(np.asarray(archs))
     nops = pred.n_ops(np.asarray(archs))
@@ -200,8 +202,9 @@ def validate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 1
     pred = LatencyPredictor(table, space)
     archs = _archs(space, n, seed, extremes=False)
     tag = space_tag(space)
-    measured = measure_subnets(runner, space, archs, table.metadata["runtime"],
+    measured = measure_subnets(runner, space, archs, table.runtime_precision[0],
                                EndToEndStore(_store_path(table, tag)), threads=threads, cache=cache,
+                               precision=table.runtime_precision[1],
                                canary=canary, on_progress=on_progress)
     predicted = pred(np.asarray(archs))
     rel = np.abs(predicted - measured) / measured

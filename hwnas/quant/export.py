@@ -26,7 +26,7 @@ their bits, activations clipped at the learned alphas, no activation rounding. I
 ``fake_quant_accuracy``.
 
 The int8 TFLite model has int8 inputs and outputs (scale / zero point in the tensor details;
-:func:`run_tflite_int8` applies them); the ONNX QDQ model keeps float inputs and outputs
+hwnas.runtimes.invoke applies them); the ONNX QDQ model keeps float inputs and outputs
 (QUInt8 activations, QInt8 per-channel weights in 7-bit range: onnxruntime's U8S8 path on x86).
 """
 
@@ -46,7 +46,10 @@ import torch
 from torch import nn
 
 from hwnas.errors import HwnasError
-from hwnas.export import _quiet, export_onnx, sidecar_path
+from hwnas.runtimes import invoke
+from hwnas.runtimes.base import silenced
+from hwnas.runtimes.onnx import export_onnx, read_onnx_metadata
+from hwnas.runtimes.tflite import sidecar_path
 from hwnas.io import atomic_write, atomic_write_json
 
 QUANT_MODES = ("int8", "mixed")
@@ -161,45 +164,6 @@ def deployable(model: nn.Module, bits: tuple[int, int] | None = None) -> nn.Modu
     return switch_to_deploy(m)
 
 
-# ---- runtimes ------------------------------------------------------------------------------------
-def run_tflite_int8(path: str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Logits of an int8 TFLite model for a float batch (one invoke per image; I/O (de)quantized)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path), num_threads=threads)
-    interp.allocate_tensors()
-    inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
-    outs = []
-    for xi in x:
-        xi = xi[None]
-        if np.issubdtype(inp["dtype"], np.integer):
-            scale, zp = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            xi = np.clip(np.round(xi / scale + zp), info.min, info.max)
-        interp.set_tensor(inp["index"], xi.astype(inp["dtype"]))
-        interp.invoke()
-        y = interp.get_tensor(outp["index"])
-        if np.issubdtype(outp["dtype"], np.integer):
-            scale, zp = outp["quantization"]
-            y = (y.astype(np.float32) - zp) * scale
-        outs.append(y.astype(np.float32))
-    return np.concatenate(outs)
-
-
-def run_onnx_batches(path: str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Logits of an ONNX model exported at batch 1, one run per image."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: xi[None].astype(np.float32)})[0] for xi in x])
-
-
-QUANT_RUNNERS = {"onnx": run_onnx_batches, "tflite": run_tflite_int8}
-
-
 # ---- writers -------------------------------------------------------------------------------------
 def _calib_tensors(calib: Iterable[Any], limit: int) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
@@ -229,7 +193,7 @@ def export_tflite_int8(model: nn.Module, path: str | Path, sample: torch.Tensor,
     path = Path(path)
     model = model.eval()
     quantizer = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
-    with _quiet():
+    with silenced():
         exported = torch.export.export(model, (sample,)).module()
         prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)
         with torch.no_grad():
@@ -273,7 +237,7 @@ def export_onnx_qdq(model: nn.Module, path: str | Path, sample: torch.Tensor,
         export_onnx(model.eval(), float_path, sample, metadata)
 
         def write(dst: Path) -> None:
-            with _quiet():
+            with silenced():
                 quantize_static(str(float_path), str(dst), Reader("input"),
                                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -305,7 +269,7 @@ def _logits(model: nn.Module, x: torch.Tensor) -> np.ndarray:
         return model(x).float().numpy()
 
 
-def measure(path: str | Path, fmt: str, reference: nn.Module, batches: Sequence[Any],
+def measure(path: str | Path, reference: nn.Module, batches: Sequence[Any],
             labelled: bool = True, trained: nn.Module | None = None) -> dict[str, Any]:
     """Parity and accuracy of a quantized model file against ``reference`` (torch) on ``batches``.
 
@@ -313,13 +277,12 @@ def measure(path: str | Path, fmt: str, reference: nn.Module, batches: Sequence[
     ``max_abs_diff``, ``logit_range`` (max |torch logit|), ``top1_agreement`` and, when labelled, ``accuracy``, ``float_accuracy``,
     ``accuracy_drop`` (percentage points) and the ``trained`` model's ``fake_quant_accuracy``.
     """
-    run = QUANT_RUNNERS[fmt]
     n = agree = hit = hit_ref = hit_trained = 0
     worst = scale = 0.0
     for b in batches:
         x, y = (b[0], b[1]) if isinstance(b, (tuple, list)) else (b, None)
         ref = _logits(reference, x)
-        got = run(path, x.numpy().astype(np.float32))
+        got = invoke(path, x.numpy())
         worst = max(worst, float(np.abs(got - ref).max()))
         scale = max(scale, float(np.abs(ref).max()))
         agree += int((got.argmax(1) == ref.argmax(1)).sum())
@@ -386,7 +349,7 @@ def export_quantized(model: nn.Module, out_dir: str | Path, *, quant: str = "int
         res = QuantExportResult(fmt, quant, str(path), time.perf_counter() - t0, path.stat().st_size,
                                 metadata=meta)
         if eval_batches:
-            for k, v in measure(path, fmt, deploy, eval_batches, labelled, trained).items():
+            for k, v in measure(path, deploy, eval_batches, labelled, trained).items():
                 setattr(res, k, v)
         results.append(res)
     return results
@@ -416,21 +379,18 @@ def cli_data(data: str | None, checkpoint: str | Path | None, *, resolution: int
 def metadata_bits(result: QuantExportResult) -> list[dict[str, Any]]:
     """The per-layer bits stored with an exported model (read back from the file's metadata)."""
     if result.format == "onnx":
-        from hwnas.export import read_onnx_metadata
-
         return read_onnx_metadata(result.path)["layer_bits"]
     return json.loads(sidecar_path(result.path).read_text(encoding="utf-8"))["layer_bits"]
 
 
 __all__ = ["QUANT_MODES", "QUANTIZED_PATHS", "RUNTIME_PRECISION", "QuantExportResult", "check_quant_request",
            "cli_data", "deployable", "export_onnx_qdq", "export_quantized", "export_tflite_int8",
-           "layer_bits", "measure", "metadata_bits", "onnx_weight_levels", "parse_bits",
-           "run_onnx_batches", "run_tflite_int8"]
+           "layer_bits", "measure", "metadata_bits", "onnx_weight_levels", "parse_bits"]
 
 
 def export_int8_for_latency(model: nn.Module, sample: torch.Tensor, path: str | Path,
                             n_calib: int = 8, seed: int = 0) -> Path:
-    """An int8 TFLite one-op (or end-to-end) model for latency measurement (runtime ``tflite-int8``).
+    """An int8 TFLite one-op (or end-to-end) model for latency measurement (runtime ``tflite`` at precision ``int8``).
 
     Quantized blocks are switched to their export form (weights on their k-bit grids); the
     activation ranges are calibrated on ``n_calib`` N(0, 1) inputs of ``sample``'s shape: latency does

@@ -19,7 +19,8 @@ from typing import Any, ClassVar, Protocol
 from hwnas.devices.profiles import DeviceProfile, Runtime
 from hwnas.devices.thermal import temperature_reader
 from hwnas.errors import HwnasError
-from hwnas.runners.parsers import decode_output
+from hwnas.runtimes import get_runtime
+from hwnas.devices.parsers import decode_output
 from hwnas.runners.stats import (
     OUTLIER_METHODS,
     CoolDownResult,
@@ -166,7 +167,6 @@ class Runner(ABC):
 
     name: ClassVar[str]
     runtime: ClassVar[str]
-    model_suffix: ClassVar[str]
 
     def __init__(self, profile: DeviceProfile) -> None:
         self.profile = profile
@@ -179,27 +179,10 @@ class Runner(ABC):
         path = Path(model)
         if not path.is_file():
             raise HwnasError(f"model file {path} does not exist")
-        if path.suffix != self.model_suffix:
-            raise HwnasError(f"runner {self.name!r} measures {self.model_suffix} files, got {path}")
+        suffix = get_runtime(self.runtime).suffix
+        if path.suffix != suffix:
+            raise HwnasError(f"runner {self.name!r} measures {suffix} files, got {path}")
         return path
-
-
-# Where prebuilt Android benchmark binaries come from, for the "binary missing" message.
-_BINARY_SOURCES: Mapping[str, Mapping[str, str]] = {
-    "tflite": {
-        "arm64-v8a": "https://storage.googleapis.com/tensorflow-nightly-public/prod/tensorflow/"
-                     "release/lite/tools/nightly/latest/android_aarch64_benchmark_model",
-        "armeabi-v7a": "https://storage.googleapis.com/tensorflow-nightly-public/prod/tensorflow/"
-                       "release/lite/tools/nightly/latest/android_arm_benchmark_model",
-    },
-    "onnx": {},
-}
-_BUILD_HINTS: Mapping[str, str] = {
-    "tflite": "or build it: bazel build -c opt --config=android_arm64 "
-              "//tflite/tools/benchmark:benchmark_model",
-    "onnx": "build it with onnxruntime's ./build.sh --android --android_abi <abi> "
-            "--build_dir build_android (the binary is onnxruntime_perf_test)",
-}
 
 
 class DeviceToolRunner(Runner):
@@ -294,14 +277,15 @@ class DeviceToolRunner(Runner):
             raise HwnasError(f"{self.tool} not found or not executable at {rt.binary} on this computer "
                              f"(looked there because of {where}); build or copy it there and chmod +x it")
         if result.exit_code != 0:
-            url = _BINARY_SOURCES.get(rt.name, {}).get(self.profile.abi)
+            spec = get_runtime(rt.name)
+            url = spec.binary_urls.get(self.profile.abi)
             get = f"download {url}" if url else "get a build for this ABI"
             serial = self.profile.connection.adb_serial
             adb = f"adb -s {serial}" if serial else "adb"
             raise HwnasError(
                 f"{self.tool} not found or not executable at {rt.binary} on device "
                 f"{self.profile.name!r} (looked there because of {where}). To install it: {get} "
-                f"({self.profile.abi}) {_BUILD_HINTS[rt.name]}; then run "
+                f"({self.profile.abi}) {spec.build_hint}; then run "
                 f"'{adb} push {self.tool} {rt.binary}' and '{adb} shell chmod 755 {rt.binary}'"
             )
         return rt.binary

@@ -33,6 +33,7 @@ from hwnas.devices.profiles import DeviceProfile
 from hwnas.errors import HwnasError
 from hwnas.runners.base import MeasureConfig, Measurement, Runner, measurement_from_summary, resolve_config
 from hwnas.runners.stats import LatencySummary, combine_summaries, cool_down, robust_summary
+from hwnas.runtimes import get_runtime
 
 Invoke = Callable[[], Any]
 #: times a repetition that ran next to another busy task is repeated before it is kept as is
@@ -53,6 +54,14 @@ def running_tasks() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def package_version(distribution: str) -> str | None:
+    """The installed version of a Python distribution (``onnxruntime``), None when missing."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def random_input(shape: tuple[int, ...], dtype: np.dtype[Any], rng: np.random.Generator) -> np.ndarray:
@@ -96,9 +105,10 @@ class HostRunner(Runner):
     def open(self, model: Path, threads: int, delegate: str, rng: np.random.Generator) -> Invoke:
         """Load ``model`` and return a no-argument callable that runs one inference."""
 
-    @abstractmethod
     def runtime_version(self) -> str | None:
-        """The runtime package's version, recorded in every measurement."""
+        """The runtime package's version (the runtime's ``host_package``), recorded in every
+        measurement."""
+        return package_version(get_runtime(self.runtime).host_package)
 
     def measure(self, model: str | Path, config: MeasureConfig | None = None, **overrides: Any) -> Measurement:
         cfg = resolve_config(config, overrides)
@@ -175,18 +185,12 @@ class TfliteHostRunner(HostRunner):
 
     Delegates: ``xnnpack`` (the interpreter's default XNNPACK delegate) and ``cpu`` (builtin
     kernels only, ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``), matching ``benchmark_model``'s
-    ``--use_xnnpack=true|false``.
+    ``--use_xnnpack=true|false``. Float and int8 models alike (int8 inputs get random values over
+    their full range).
     """
 
     name = "tflite-host"
     runtime = "tflite"
-    model_suffix = ".tflite"
-
-    def runtime_version(self) -> str | None:
-        try:
-            return metadata.version("ai-edge-litert")
-        except metadata.PackageNotFoundError:
-            return None
 
     def open(self, model: Path, threads: int, delegate: str, rng: np.random.Generator) -> Invoke:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -208,14 +212,6 @@ class TfliteHostRunner(HostRunner):
         return interpreter.invoke
 
 
-class TfliteInt8HostRunner(TfliteHostRunner):
-    """``tflite-int8-host``: :class:`TfliteHostRunner` for the ``tflite-int8`` runtime (int8-quantized
-    models, int8 inputs fed with random values over the full range)."""
-
-    name = "tflite-int8-host"
-    runtime = "tflite-int8"
-
-
 _ORT_DTYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
     "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16,
@@ -233,12 +229,6 @@ class OnnxHostRunner(HostRunner):
 
     name = "onnx-host"
     runtime = "onnx"
-    model_suffix = ".onnx"
-
-    def runtime_version(self) -> str | None:
-        import onnxruntime
-
-        return str(onnxruntime.__version__)
 
     def open(self, model: Path, threads: int, delegate: str, rng: np.random.Generator) -> Invoke:
         import onnxruntime as ort

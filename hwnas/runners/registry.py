@@ -1,14 +1,11 @@
-"""Runner registry: one name per (runtime, where) pair and one factory, :func:`create_runner`.
+"""Runner registry: one runner per (runtime, where) pair, named ``<runtime>-<where>``, built by
+:func:`create_runner`. The pairs come from the runtime registry (:mod:`hwnas.runtimes`): a runtime
+with a ``host_runner`` gets ``<name>-host`` (measures in this process), one with a
+``device_runner`` gets ``<name>-adb`` (runs the runtime's benchmark tool through a transport).
 
-================  =====================================================  ==================
-name              what                                                   needs
-================  =====================================================  ==================
-tflite-host       LiteRT interpreter in this process                     profile
-onnx-host         onnxruntime InferenceSession in this process           profile
-tflite-adb        TFLite ``benchmark_model`` through a transport         profile, transport
-onnx-adb          ``onnxruntime_perf_test`` through a transport          profile, transport
-tflite-int8-host  LiteRT interpreter, int8 models (runtime tflite-int8)  profile
-================  =====================================================  ==================
+Built in: ``tflite-host`` (LiteRT interpreter), ``onnx-host`` (onnxruntime InferenceSession),
+``tflite-adb`` (``benchmark_model``), ``onnx-adb`` (``onnxruntime_perf_test``). Every runner
+measures every precision its runtime lists: precision is a property of the model file.
 
 Runner modules are imported only when their runner is created, so listing runners or using the
 ADB runners never imports onnxruntime or LiteRT.
@@ -16,46 +13,48 @@ ADB runners never imports onnxruntime or LiteRT.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 from hwnas.devices.profiles import DeviceProfile
 from hwnas.errors import HwnasError
 from hwnas.runners.base import Runner
+from hwnas.runtimes import get_runtime, load_ref, runtime_names
+from hwnas.runtimes.base import WHERE
 
-RUNNERS: Mapping[str, str] = MappingProxyType({
-    "tflite-host": "hwnas.runners.host:TfliteHostRunner",
-    "onnx-host": "hwnas.runners.host:OnnxHostRunner",
-    "tflite-adb": "hwnas.runners.benchmark_model:BenchmarkModelRunner",
-    "onnx-adb": "hwnas.runners.ort_perf_test:OrtPerfTestRunner",
-    "tflite-int8-host": "hwnas.runners.host:TfliteInt8HostRunner",
-})
-_DEVICE_RUNNERS = frozenset({"tflite-adb", "onnx-adb"})
+#: runner names of older hwnas versions -> the runner that measures those models now
+LEGACY_RUNNERS = {"tflite-int8-host": "tflite-host"}
 
 
 def runner_names() -> list[str]:
-    """All registered runner names."""
-    return list(RUNNERS)
+    """All runner names, ``<runtime>-<where>`` for every registered runtime."""
+    return [f"{rt}-{where}" for rt in runtime_names() for where in WHERE
+            if get_runtime(rt).runner_ref(where) is not None]
 
 
 def runner_class(name: str) -> type[Runner]:
-    """The class registered as ``name`` (imported on first use)."""
-    target = RUNNERS.get(name)
-    if target is None:
-        raise HwnasError(f"unknown runner {name!r}; allowed: {', '.join(RUNNERS)}")
-    module_name, _, attr = target.partition(":")
-    cls: type[Runner] = getattr(importlib.import_module(module_name), attr)
+    """The class of runner ``name`` (imported on first use)."""
+    if name in LEGACY_RUNNERS:
+        raise HwnasError(f"runner {name!r} is now {LEGACY_RUNNERS[name]!r}: precision is a property "
+                         f"of the model file, and one runner measures every precision of its runtime")
+    runtime, _, where = name.rpartition("-")
+    ref = get_runtime(runtime).runner_ref(where) if runtime in runtime_names() and where in WHERE else None
+    if ref is None:
+        raise HwnasError(f"unknown runner {name!r}; allowed: {', '.join(runner_names())}")
+    cls: type[Runner] = load_ref(ref)
     return cls
 
 
-def default_runner_name(profile: DeviceProfile, runtime: str) -> str:
-    """``<runtime>-host`` for a local profile without a benchmark binary, else ``<runtime>-adb``."""
+def default_runner_name(profile: DeviceProfile, runtime: str, precision: str | None = None) -> str:
+    """``<runtime>-host`` for a local profile without a benchmark binary, else ``<runtime>-adb``;
+    ``precision`` (default fp32) must be one the profile lists for ``runtime``."""
     rt = profile.runtime(runtime)
-    if profile.is_local and rt.binary is None:
-        return f"{runtime}-host"
-    return f"{runtime}-adb"
+    rt.check_precision(precision)
+    where = "host" if profile.is_local and rt.binary is None else "adb"
+    name = f"{runtime}-{where}"
+    if get_runtime(runtime).runner_ref(where) is None:
+        raise HwnasError(f"runtime {runtime!r} has no {where} runner, which profile {profile.name!r} "
+                         f"needs; runners: {', '.join(runner_names())}")
+    return name
 
 
 def create_runner(name: str, profile: DeviceProfile, transport: Any = None, **options: Any) -> Runner:
@@ -67,7 +66,7 @@ def create_runner(name: str, profile: DeviceProfile, transport: Any = None, **op
     cls = runner_class(name)
     runtime = cls.runtime
     profile.runtime(runtime)  # the profile must offer the runner's runtime
-    if name in _DEVICE_RUNNERS:
+    if name.endswith("-adb"):
         if transport is None:
             raise HwnasError(f"runner {name!r} runs a benchmark binary on the device and needs a "
                              f"transport: create_runner({name!r}, profile, profile.open_transport())")
@@ -79,3 +78,13 @@ def create_runner(name: str, profile: DeviceProfile, transport: Any = None, **op
                          f"is a {profile.kind} reached over {profile.connection.transport!r}; "
                          f"use {runtime}-adb")
     return cls(profile, **options)
+
+
+def open_runner(profile: DeviceProfile, runtime: str, precision: str | None = None,
+                transport: Any = None) -> Runner:
+    """The default runner of ``profile`` for ``runtime`` / ``precision``, with a transport opened
+    from the profile when it needs one and none was given."""
+    name = default_runner_name(profile, runtime, precision)
+    if name.endswith("-adb"):
+        return create_runner(name, profile, transport if transport is not None else profile.open_transport())
+    return create_runner(name, profile)

@@ -52,11 +52,6 @@ class LatencySummary:
     repetitions: int = 1
 
     @property
-    def center(self) -> float:
-        """The median when known (robust), else the mean."""
-        return self.median if self.median is not None else self.mean
-
-    @property
     def relative_spread(self) -> float | None:
         """IQR / median (or std / mean): a unit-free noise figure; 0.05 means 5 %."""
         if self.iqr is not None and self.median:

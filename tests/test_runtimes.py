@@ -5,6 +5,8 @@ plus the precision axis and the names older versions used (``tflite-int8``)."""
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,15 +59,29 @@ def test_runtime_entry_is_complete_and_consistent(name: str) -> None:
     assert issubclass(host, Runner)
 
 
+@pytest.fixture(scope="module")
+def latency_files(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """The tiny model exported by every (runtime, precision) latency exporter, once."""
+    folder = tmp_path_factory.mktemp("latency-models")
+    sample = torch.randn(1, 3, 8, 8)
+    out = {}
+    for name, precision in PAIRS:
+        spec = get_runtime(name)
+        out[name, precision] = spec.latency_exporter(precision)(tiny_model(), sample,
+                                                                folder / f"{spec.tag(precision)}{spec.suffix}")
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "precision"), PAIRS)
-def test_latency_export_runs_in_invoke_and_host_runner(name: str, precision: str, tmp_path: Path) -> None:
+def test_latency_export_runs_in_invoke_and_host_runner(name: str, precision: str,
+                                                       latency_files: dict[tuple[str, str], Path]) -> None:
     """Each (runtime, precision) exporter writes a file that the runtime's invoke and its host
     runner both run; float files match torch."""
-    spec, _ = resolve(name, precision)
     model = tiny_model()
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-    path = spec.latency_exporter(precision)(model, x[:1], tmp_path / f"m{spec.suffix}")
+    path = latency_files[name, precision]
+    assert path.suffix == get_runtime(name).suffix
     got = invoke(path, x.numpy())
     with torch.no_grad():
         ref = model(x).numpy()
@@ -128,11 +144,10 @@ def test_tables_keep_their_names_and_old_tables_read_as_runtime_plus_precision(t
 
 
 @pytest.mark.slow
-def test_int8_model_on_a_device_runner(tmp_path: Path) -> None:
+def test_int8_model_on_a_device_runner(tmp_path: Path, latency_files: dict[tuple[str, str], Path]) -> None:
     """A profile listing int8 measures an int8 .tflite through benchmark_model (the fake tool, which
     runs the real LiteRT interpreter) over the local transport."""
-    spec = get_runtime("tflite")
-    path = spec.latency_exporter("int8")(tiny_model(), torch.randn(1, 3, 8, 8), tmp_path / "q.tflite")
+    path = latency_files["tflite", "int8"]
     tool = tmp_path / "bin" / "benchmark_model"
     tool.parent.mkdir()
     tool.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_BENCHMARK_MODEL}" "$@"\n', encoding="utf-8")
@@ -157,3 +172,14 @@ binary = "{tool}"
     name = default_runner_name(profile, "tflite", "int8")
     m = create_runner(name, profile, LocalTransport(name="dev")).measure(path, warmup=1, runs=3, cool_down=False)
     assert (m.runner, m.runs) == ("tflite-adb", 3) and m.mean_ms > 0
+
+
+def test_registry_and_profiles_import_no_runtime_package() -> None:
+    """Listing runtimes and runners and loading a profile imports neither torch nor a runtime."""
+    code = ("import sys; from hwnas.devices import load_profile; load_profile('s22'); "
+            "from hwnas.runners.registry import runner_names; runner_names(); "
+            "heavy = {'torch', 'onnxruntime', 'ai_edge_litert', 'litert_torch', 'onnx'} & set(sys.modules); "
+            "print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.stdout.strip() == "[]"

@@ -117,6 +117,7 @@ def plan_profile(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfig,
                  tables_dir: str | Path | None = None, cache: OpModelCache | None = None) -> ProfilePlan:
     """The keys a profile would measure and an estimate of its duration (``--dry-run``)."""
     spec = resolve(cfg.runtime, cfg.precision)[0]
+    profile.runtime(spec.name).check_precision(cfg.precision)  # the device must run it
     ops = space_ops(space)
     path = table_path(profile.name, space.name, cfg.runtime, tables_dir, cfg.precision)
     table = LatencyTable.load(path) if path.exists() else None

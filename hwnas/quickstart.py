@@ -2,7 +2,7 @@
 
 1. **train** a small ``mbv2`` supernet with the GreedyNAS strategy and elastic (Once-for-All)
    weight sharing, which learns in CPU minutes (``runs/.../supernet``);
-2. **latency**: the shipped host latency table (``latency_tables/host/mbv2-tflite.json``), or, when
+2. **latency**: the shipped host latency table (``hwnas/latency_tables/host/mbv2-tflite.json``), or, when
    it is missing or lacks keys for these settings, profile one on this computer;
 3. **search** NSGA-II over (top-1 error with inherited weights on the held-out search-val split,
    predicted latency) under a latency budget;
@@ -64,7 +64,7 @@ class QuickstartConfig:
     eval_batches: int | None = None
     calib_batches: int = 4
     seed: int = 0
-    tables_dir: str | None = None  # None: the shipped latency_tables/
+    tables_dir: str | None = None  # None: the shipped hwnas/latency_tables/
     profile_host: bool = False  # profile this computer even when a shipped table covers the settings
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,9 +2,8 @@
 
 Every ``import`` / ``from ... import`` in ``hwnas/`` counts, also those inside functions (a lazy
 import still couples two packages). ``"module:attribute"`` strings that registries resolve on use
-(:mod:`hwnas.runtimes`) are plug-in references, not imports. Cycles still being broken are listed
-in :data:`KNOWN_CYCLES`; the test fails when a new cycle appears and when a listed one is gone
-(so the list only ever shrinks).
+(:mod:`hwnas.runtimes`) are plug-in references, not imports. A failure names each cycle and the edges that
+close it.
 """
 
 from __future__ import annotations
@@ -17,11 +16,6 @@ import hwnas
 
 ROOT = Path(hwnas.__file__).resolve().parent
 
-#: strongly connected groups of hwnas units that still import each other (to be emptied)
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"cost", "spaces"}),
-    frozenset({"nn", "quant", "supernet"}),
-}
 
 
 def unit_of(module: str) -> str | None:
@@ -128,7 +122,4 @@ def test_cycle_finder_finds_a_cycle() -> None:
 def test_no_import_cycles_among_hwnas_packages() -> None:
     graph = unit_graph()
     found = cycles(graph)
-    new = found - KNOWN_CYCLES
-    assert not new, "import cycles among hwnas packages: " + " | ".join(describe(g, graph) for g in new)
-    gone = KNOWN_CYCLES - found
-    assert not gone, f"cycles no longer present, remove them from KNOWN_CYCLES: {sorted(map(sorted, gone))}"
+    assert not found, "import cycles among hwnas packages: " + " | ".join(describe(g, graph) for g in found)

@@ -309,8 +309,8 @@ def test_bundle_card_and_checksums(bundle_float, finetuned, capsys):
 def test_export_recalibrates_bn_of_a_supernet_subnet(supernet, tmp_path, capsys):
     """`hwnas export` from a supernet checkpoint: the exported model computes the recalibrated subnet."""
     from hwnas.deploy.source import load_source
-    from hwnas.export import run_onnx
     from hwnas.models import subnet_from_checkpoint
+    from hwnas.runtimes import invoke
 
     code, _, err = run_cli(["export", "--checkpoint", str(supernet), "-g", GENES, "-o", str(tmp_path), "--format", "onnx"], capsys)
     assert code == 0, err
@@ -319,7 +319,7 @@ def test_export_recalibrates_bn_of_a_supernet_subnet(supernet, tmp_path, capsys)
     assert src.recalibrated_batches > 0
     x = torch.cat([src.data.test[i][0][None] for i in range(32)])
     y = torch.tensor([src.data.test[i][1] for i in range(32)])
-    got = np.concatenate([run_onnx(tmp_path / "model.onnx", xi[None].numpy()) for xi in x])
+    got = invoke(tmp_path / "model.onnx", x.numpy())
     with torch.no_grad():
         recal, stale = src.model(x).numpy(), raw.eval()(x).numpy()
     np.testing.assert_allclose(got, recal, atol=1e-4)

@@ -74,9 +74,9 @@ def convert_tflite(module: nn.Module, sample: torch.Tensor) -> bytes:
     """litert-torch conversion of ``module(image=sample)`` under the ``classify`` signature."""
     import litert_torch
 
-    from hwnas.export import _quiet
+    from hwnas.runtimes.base import silenced
 
-    with tempfile.TemporaryDirectory(prefix="hwnas-app-") as tmp, _quiet():
+    with tempfile.TemporaryDirectory(prefix="hwnas-app-") as tmp, silenced():
         path = Path(tmp) / "model.tflite"
         litert_torch.signature(SIGNATURE, module.eval(), sample_kwargs={INPUT_NAME: sample}).convert() \
             .export(str(path))

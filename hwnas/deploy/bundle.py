@@ -148,15 +148,17 @@ def facts_for(src, options: BundleOptions) -> ModelFacts:
                       input=options.input_kind, output=options.output)
 
 
-def predicted_latency(space, genes: tuple[int, ...], runtime: str, tables_dir: str | None) -> list[dict[str, Any]]:
-    """Predicted latency of ``genes`` on every device with a ``runtime`` table for the space."""
+def predicted_latency(space, genes: tuple[int, ...], runtime: str, tables_dir: str | None,
+                      precision: str | None = None) -> list[dict[str, Any]]:
+    """Predicted latency of ``genes`` on every device with a ``runtime`` table at ``precision``
+    (default fp32) for the space."""
     from hwnas.latency.predict import LatencyPredictor
     from hwnas.latency.table import LatencyTable, default_table_dir, table_path
 
     root = Path(tables_dir) if tables_dir else default_table_dir()
     rows = []
     for device_dir in sorted(p for p in root.glob("*") if p.is_dir()):
-        path = table_path(device_dir.name, space.name, runtime, root)
+        path = table_path(device_dir.name, space.name, runtime, root, precision)
         if not path.is_file():
             continue
         try:
@@ -258,9 +260,8 @@ def make_bundle(checkpoint: str | Path, genes_text: str | None, out: str | Path,
             "files": {},
             "costs": {"macs": costs.macs, "params": costs.params, "bitops": costs.bitops, "flops": costs.flops},
             "accuracy": _evaluate(src, facts, tflite, options.test_images),
-            "latency": {"predicted": predicted_latency(src.space, src.genes,
-                                                       "tflite-int8" if options.quant == "int8" else "tflite",
-                                                       options.tables_dir),
+            "latency": {"predicted": predicted_latency(src.space, src.genes, "tflite", options.tables_dir,
+                                                       "int8" if options.quant == "int8" else "fp32"),
                         "measured": []},
             "versions": versions(),
         }

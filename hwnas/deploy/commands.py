@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
         inputs: Annotated[int, typer.Option(min=0, help="Pushed inputs for the output check (0: latency only).")] = 4,
     ) -> None:
         """Measure a bundle's model on the device, check its outputs there, write the model card."""
-        from hwnas.devices.commands import resolve_device
+        from hwnas.devices import resolve_device
         from hwnas.deploy.verify import VerifyOptions, verify_bundle
 
         profile = resolve_device(device, serial, host)

@@ -28,13 +28,13 @@ def full_integer(float_buf: bytes, calib: np.ndarray, *, io: str = "uint8", pixe
     """Quantize a float TFLite model to full integer, calibrated on ``calib`` (NHWC images)."""
     from ai_edge_quantizer import quantizer, recipe
 
-    from hwnas.export import _quiet
+    from hwnas.runtimes.base import silenced
 
     if io not in tflite_file.IO_TYPES:
         raise HwnasError(f"--io {io!r} is not allowed; use {', '.join(tflite_file.IO_TYPES)}")
     if len(calib) == 0:
         raise HwnasError("full-integer quantization needs calibration images; none were given")
-    with tempfile.TemporaryDirectory(prefix="hwnas-int8-") as tmp, _quiet():
+    with tempfile.TemporaryDirectory(prefix="hwnas-int8-") as tmp, silenced():
         src = Path(tmp) / "float.tflite"
         src.write_bytes(float_buf)
         q = quantizer.Quantizer(str(src))

@@ -3,7 +3,7 @@
 Every ``import`` / ``from ... import`` in ``hwnas/`` counts, also those inside functions (a lazy
 import still couples two packages). ``"module:attribute"`` strings that registries resolve on use
 (:mod:`hwnas.runtimes`) are plug-in references, not imports. A failure names each cycle and the edges that
-close it.
+close it; :data:`KNOWN_CYCLES` lists the ones still being broken.
 """
 
 from __future__ import annotations
@@ -15,6 +15,12 @@ from pathlib import Path
 import hwnas
 
 ROOT = Path(hwnas.__file__).resolve().parent
+
+#: cycles known to remain, each to be broken by the package's owner; the test fails when a new
+#: cycle appears and when a listed one is gone (then delete its line): the list only shrinks.
+#: {ranking, train}: hwnas.train.rank_check uses hwnas.ranking's metrics, sampling and plot, and
+#: hwnas.ranking.score / truth use hwnas.train's evaluator and config.
+KNOWN_CYCLES: set[frozenset[str]] = {frozenset({"ranking", "train"})}
 
 
 
@@ -122,4 +128,7 @@ def test_cycle_finder_finds_a_cycle() -> None:
 def test_no_import_cycles_among_hwnas_packages() -> None:
     graph = unit_graph()
     found = cycles(graph)
-    assert not found, "import cycles among hwnas packages: " + " | ".join(describe(g, graph) for g in found)
+    new = found - KNOWN_CYCLES
+    assert not new, "import cycles among hwnas packages: " + " | ".join(describe(g, graph) for g in new)
+    gone = KNOWN_CYCLES - found
+    assert not gone, f"cycles no longer present, delete them from KNOWN_CYCLES: {sorted(map(sorted, gone))}"

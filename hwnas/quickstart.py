@@ -113,7 +113,7 @@ def step_train(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str, 
                      batch_size=cfg.batch_size, lr=cfg.lr,
                      workers=0, seed=cfg.seed, steps_per_epoch=cfg.steps_per_epoch)
     resume = (run_dir / "last.pt").exists()
-    res = train_supernet(tc, run_dir, resume=resume, device="cpu", console=console)
+    res = train_supernet(tc, run_dir, resume=resume, torch_device="cpu", console=console)
     return {"checkpoint": str(run_dir / "last.pt"), "epochs": res.epochs_done, "steps": res.steps,
             "stopped_early": res.stopped_early, "stop_reason": res.stop_reason,
             "final_loss": res.final_loss, "seconds": res.seconds}

@@ -1,7 +1,8 @@
 """Weight-sharing supernets, static subnets, ``materialize`` and BN recalibration.
 
-``Supernet(space, sharing=...)(x, genes)`` runs one path. Two weight-sharing styles, chosen per
-supernet:
+``Supernet(space, sharing=...)(x, genes)`` runs one path. Weight sharing is a registered provider
+(:mod:`hwnas.nn.sharing`) that says which candidate module executes each op and how; built in,
+chosen per supernet:
 
 * ``independent`` (SPOS, GreedyNAS): ops that differ in anything but their hidden width (kernel,
   expand ratio, SE, block type) are independent candidate modules; ops that differ only in ``mid``
@@ -11,8 +12,7 @@ supernet:
   ratio), the central ``k x k`` taps of each depthwise kernel (elastic kernel, OFA's plain
   centre crop without its kernel transformation matrices) and skips the SE module when its spec
   has none. Candidates of one layer then share most of their weights, so far fewer steps train
-  every path (on ``digits``, ~20-30 CPU epochs: inherited-weight top-1 of random paths 74-91 %
-  elastic, 4-15 % independent, chance 10 %).
+  every path (measured figures: docs/strategies.md).
 
 Which ops share a module follows from :func:`shared_key`, so a new space gets the right sharing
 without code here.
@@ -32,26 +32,22 @@ import dataclasses
 import torch
 from torch import nn
 
-from hwnas.errors import HwnasError
 from hwnas.nn.blocks import build_op
+from hwnas.nn.sharing import create_sharing, sharing_names
 from hwnas.spaces.base import OpSpec, SearchSpace
 
 #: weight-sharing styles of a supernet (see the module docstring); the first is the default.
-SHARING = ("independent", "elastic")
+SHARING = tuple(sharing_names())
 
 
 def check_sharing(sharing: str) -> str:
-    if sharing not in SHARING:
-        raise HwnasError(f"unknown weight sharing {sharing!r}; allowed: {', '.join(SHARING)}")
+    create_sharing(sharing)
     return sharing
 
 
 def shared_key(spec: OpSpec, sharing: str = "independent") -> OpSpec:
-    """The spec with the elastic dimensions of ``sharing`` removed: ops with equal keys share weights."""
-    key = spec.module_key()
-    if sharing == "elastic":
-        key = dataclasses.replace(key, kernel=0, expand=0.0, groups=0, se=False)
-    return key
+    """The spec with the shared dimensions of ``sharing`` removed: ops with equal keys share weights."""
+    return create_sharing(sharing).key(spec)
 
 
 def _merge(a: OpSpec, b: OpSpec) -> OpSpec:
@@ -93,7 +89,8 @@ class Supernet(nn.Module):
     def __init__(self, space: SearchSpace, sharing: str = "independent") -> None:
         super().__init__()
         self.space = space
-        self.sharing = check_sharing(sharing)
+        self.provider = create_sharing(sharing)
+        self.sharing = self.provider.name
         self._fixed_specs = space.fixed_ops()
         self.fixed = nn.ModuleList(build_op(s) for s in self._fixed_specs)
         # per block: shared key -> candidate name (c0, c1, ...), built from the merged widest spec
@@ -101,7 +98,7 @@ class Supernet(nn.Module):
         for opt in space.block_options():
             widest = widest_of[opt.block]
             for spec in opt.ops:
-                key = shared_key(spec, sharing)
+                key = self.provider.key(spec)
                 widest[key] = _merge(widest[key], spec) if key in widest else spec
         self._names: list[dict[OpSpec, str]] = []
         blocks = []
@@ -115,19 +112,22 @@ class Supernet(nn.Module):
         """The supernet module that executes ``spec`` (a fixed op or a block candidate)."""
         if spec.block < 0:
             return self.fixed[self._fixed_specs.index(spec)]
-        return self.blocks[spec.block][self._names[spec.block][shared_key(spec, self.sharing)]]
+        return self.blocks[spec.block][self._names[spec.block][self.provider.key(spec)]]
 
     def path(self, genes: Sequence[int]) -> list[tuple[OpSpec, nn.Module]]:
         return [(s, self.module_for(s)) for s in self.space.layers(genes)]
 
-    def forward(self, x: torch.Tensor, genes: Sequence[int]) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, genes: Sequence[int], mix: Any = None) -> torch.Tensor:  # type: ignore[override]
+        """Run the path ``genes``; ``mix`` (a strategy's per-path weight combination) goes to the
+        weight-sharing provider, which runs every block (:meth:`WeightSharing.run`)."""
         fixed_i = 0
+        run = self.provider.run
         for spec in self.space.layers(genes):
             if spec.block < 0:
                 x = self.fixed[fixed_i](x)
                 fixed_i += 1
             else:
-                x = self.blocks[spec.block][self._names[spec.block][shared_key(spec, self.sharing)]](x, spec)
+                x = run(self.blocks[spec.block][self._names[spec.block][self.provider.key(spec)]], spec, x, mix)
         return x
 
     def path_parameters(self, genes: Sequence[int]) -> Iterable[nn.Parameter]:

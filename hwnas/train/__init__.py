@@ -1,4 +1,4 @@
-"""Supernet training: config, the one loop, pluggable path samplers, subnet evaluation, ranking check.
+"""Supernet training: config, recipes, the one loop, pluggable strategies, subnet evaluation, ranking check.
 
 Names are imported lazily, so importing ``hwnas.train.cli`` (done by every ``hwnas`` command) does
 not load torch.
@@ -18,15 +18,16 @@ _EXPORTS = {
     "TrainingInterrupted": "hwnas.train.loop",
     "TrainResult": "hwnas.train.loop",
     "train_supernet": "hwnas.train.loop",
-    "CandidatePool": "hwnas.train.samplers",
-    "ConstrainedSampler": "hwnas.train.samplers",
-    "GreedySampler": "hwnas.train.samplers",
-    "PathSampler": "hwnas.train.samplers",
-    "SamplerContext": "hwnas.train.samplers",
-    "UniformSampler": "hwnas.train.samplers",
-    "create_sampler": "hwnas.train.samplers",
-    "register_sampler": "hwnas.train.samplers",
-    "sampler_names": "hwnas.train.samplers",
+    "Recipe": "hwnas.train.recipes",
+    "register_recipe": "hwnas.train.recipes",
+    "PathRun": "hwnas.train.strategies",
+    "RunContext": "hwnas.train.strategies",
+    "StepLoss": "hwnas.train.strategies",
+    "Strategy": "hwnas.train.strategies",
+    "StrategyOptions": "hwnas.train.strategies",
+    "create_strategy": "hwnas.train.strategies",
+    "register_strategy": "hwnas.train.strategies",
+    "strategy_names": "hwnas.train.strategies",
     "RankCheckResult": "hwnas.train.rank_check",
     "rank_check": "hwnas.train.rank_check",
 }

@@ -22,8 +22,36 @@ Opt = typer.Option
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
+    app.command("strategies")(strategies_cmd)
     app.command("eval")(eval_cmd)
     app.command("rank-check")(rank_check_cmd)
+
+
+def strategies_cmd(
+    json_out: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the training strategies, what each does and its options (pass them with --opt KEY=VALUE)."""
+    import dataclasses
+
+    from hwnas.train.strategies import strategy_class, strategy_names
+
+    rows = []
+    for name in strategy_names():
+        cls = strategy_class(name)
+        opts = {f.name: (list(f.default) if isinstance(f.default, tuple) else f.default)
+                for f in dataclasses.fields(cls.Options)}
+        rows.append({"name": name, "summary": cls.summary, "options": opts,
+                     "doc": (cls.Options.__doc__ or "").split("\n\n")[0] if opts else ""})
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    t = Table(title="training strategies (hwnas train --strategy NAME --opt KEY=VALUE)")
+    for col in ("strategy", "what it does", "options (default)"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["name"], r["summary"],
+                  ", ".join(f"{k}={'auto' if v is None else v}" for k, v in r["options"].items()) or "-")
+    out.print(t)
 
 
 def train_cmd(
@@ -32,11 +60,13 @@ def train_cmd(
     data: Annotated[Optional[str], Opt(help="digits, fake, cifar10, cifar100 or imagefolder:PATH (default digits).")] = None,
     data_root: Annotated[Optional[Path], Opt(help="Folder holding the dataset files (CIFAR).")] = None,
     download: Annotated[Optional[bool], Opt("--download", help="Fetch CIFAR into --data-root (opt-in).")] = None,
-    strategy: Annotated[Optional[str], Opt(help="uniform (SPOS), constrained (SPOS uniform-constraint) or greedy (GreedyNAS).")] = None,
+    strategy: Annotated[Optional[str], Opt(help="uniform (SPOS), constrained (SPOS uniform-constraint: a random MACs or latency range per step) or greedy (GreedyNAS); `hwnas strategies` lists them with their options.")] = None,
+    opt: Annotated[Optional[list[str]], Opt("--opt", "-O", help="A strategy option KEY=VALUE, repeatable (e.g. --opt m=10 --opt range=2M,4M); the strategy validates it.")] = None,
     sharing: Annotated[Optional[str], Opt(help="Weight sharing: independent (SPOS/GreedyNAS candidate blocks, default) or elastic (OFA: one block per layer sliced by kernel and width; learns in far fewer steps).")] = None,
-    epochs: Annotated[Optional[int], Opt(help="Epochs (default 120, SPOS).")] = None,
-    batch_size: Annotated[Optional[int], Opt(help="Batch size per process (default 1024, GreedyNAS).")] = None,
-    lr: Annotated[Optional[float], Opt(help="Peak learning rate (default 0.12 x global batch / 1024).")] = None,
+    epochs: Annotated[Optional[int], Opt(help="Epochs (default: the dataset's recipe; 120 for imagefolder, SPOS).")] = None,
+    batch_size: Annotated[Optional[int], Opt(help="Batch size per process (default: the dataset's recipe; 1024 for imagefolder, GreedyNAS).")] = None,
+    lr: Annotated[Optional[float], Opt(help="Peak learning rate (default: the recipe's, scaled linearly to the global batch; 0.12 at 1024 for imagefolder).")] = None,
+    lr_warmup_epochs: Annotated[Optional[float], Opt(help="Linear learning-rate warm-up from 0 over N epochs, then cosine (default 0).")] = None,
     momentum: Annotated[Optional[float], Opt(help="SGD Nesterov momentum (default 0.9).")] = None,
     weight_decay: Annotated[Optional[float], Opt(help="Weight decay on conv/linear weights (default 4e-5).")] = None,
     label_smoothing: Annotated[Optional[float], Opt(help="Label smoothing (default 0.1).")] = None,
@@ -46,48 +76,43 @@ def train_cmd(
     seed: Annotated[Optional[int], Opt(help="Seed of weights, data order and paths (default 0).")] = None,
     width: Annotated[Optional[float], Opt(help="Width multiplier of the space.")] = None,
     resolution: Annotated[Optional[int], Opt(help="Input resolution.")] = None,
-    device: Annotated[Optional[str], Opt(help="cpu or cuda (default: cuda when available).")] = None,
+    device: Annotated[Optional[str], Opt("--device", "-d", help="Device profile whose latency table gives latency ranges (constrained: --opt cost=latency).")] = None,
+    runtime: Annotated[Optional[str], Opt(help="Runtime of that latency table (default tflite).")] = None,
+    tables_dir: Annotated[Optional[Path], Opt(help="Folder of latency tables (default: the shipped ones).")] = None,
+    torch_device: Annotated[Optional[str], Opt(help="Torch device: cpu or cuda (default: cuda when available).")] = None,
     steps_per_epoch: Annotated[Optional[int], Opt(help="Cap on batches per epoch (quick runs).")] = None,
     log_every: Annotated[Optional[int], Opt(help="Log a metrics line every N steps (default 20).")] = None,
-    macs_range: Annotated[Optional[str], Opt(help="constrained: MACs range LO,HI, e.g. 2M,4M.")] = None,
-    greedy_m: Annotated[Optional[int], Opt(help="greedy: paths sampled per round (default 10).")] = None,
-    greedy_k: Annotated[Optional[int], Opt(help="greedy: paths kept and trained per round (default 5).")] = None,
-    pool_size: Annotated[Optional[int], Opt(help="greedy: candidate pool size (default min(1000, steps/epoch)).")] = None,
-    score_batch: Annotated[Optional[int], Opt(help="greedy: search-val images used to score paths (default 1000).")] = None,
-    warmup_steps: Annotated[Optional[float], Opt(help="greedy: uniform warm-up steps, or a fraction < 1 of all steps (default min(10K, 15 %)).")] = None,
-    eps_max: Annotated[Optional[float], Opt(help="greedy: final pool sampling probability (default 0.8).")] = None,
-    stop_alpha: Annotated[Optional[float], Opt(help="greedy: stop when the pool update frequency <= alpha (default 0.08).")] = None,
-    early_stop: Annotated[Optional[bool], Opt("--early-stop/--no-early-stop", help="greedy: use the stopping principle.")] = None,
     stop_after_epochs: Annotated[Optional[int], Opt(help="End this invocation after N epochs (continue with --resume).")] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar or log lines.")] = False,
 ) -> None:
-    """Train a one-shot supernet (SPOS uniform / uniform-constraint, GreedyNAS greedy)."""
+    """Train a one-shot supernet with a registered strategy (SPOS uniform / uniform-constraint, GreedyNAS greedy)."""
     from hwnas.errors import HwnasError
-    from hwnas.train.config import TrainConfig, parse_range
+    from hwnas.train.config import TrainConfig
     from hwnas.train.loop import TrainingInterrupted, read_run_config, train_supernet
+    from hwnas.train.strategies import parse_assignments
 
     given = {
         "space": space, "data": data, "data_root": None if data_root is None else str(data_root),
-        "download": download, "strategy": strategy, "sharing": sharing, "epochs": epochs, "batch_size": batch_size,
-        "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-        "label_smoothing": label_smoothing, "workers": workers, "amp": amp, "seed": seed,
-        "width": width, "resolution": resolution, "steps_per_epoch": steps_per_epoch,
-        "log_every": log_every, "macs_range": None if macs_range is None else parse_range(macs_range),
-        "greedy_m": greedy_m, "greedy_k": greedy_k, "pool_size": pool_size, "score_batch": score_batch,
-        "warmup_steps": warmup_steps, "eps_max": eps_max, "stop_alpha": stop_alpha,
-        "early_stop": early_stop,
+        "download": download, "strategy": strategy, "sharing": sharing, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "lr_warmup_epochs": lr_warmup_epochs, "momentum": momentum,
+        "weight_decay": weight_decay, "label_smoothing": label_smoothing, "workers": workers, "amp": amp,
+        "seed": seed, "width": width, "resolution": resolution, "steps_per_epoch": steps_per_epoch,
+        "log_every": log_every, "device": device, "runtime": runtime,
+        "tables_dir": None if tables_dir is None else str(tables_dir),
     }
     given = {k: v for k, v in given.items() if v is not None}
+    options = parse_assignments(opt or [])
     if stop_after_epochs is not None and stop_after_epochs < 1:
         raise HwnasError(f"--stop-after-epochs must be >= 1, got {stop_after_epochs}")
     if resume:
         if not (out_dir / "last.pt").is_file():
             raise HwnasError(f"--resume: {out_dir / 'last.pt'} does not exist (nothing to resume)")
-        config = read_run_config(out_dir).replace(**given)
+        stored = read_run_config(out_dir)
+        config = stored.replace(**given, options={**stored.options, **options})
     else:
-        config = TrainConfig(**given)
+        config = TrainConfig(**given, options=options)
     try:
-        result = train_supernet(config, out_dir, resume=resume, device=device, quiet=quiet,
+        result = train_supernet(config, out_dir, resume=resume, torch_device=torch_device, quiet=quiet,
                                 stop_after_epochs=stop_after_epochs)
     except TrainingInterrupted as exc:
         err.print(f"[yellow]interrupted:[/] {exc}", highlight=False, soft_wrap=True)
@@ -110,7 +135,7 @@ def eval_cmd(
     calib_batches: Annotated[int, Opt(help="Training batches for BN recalibration (SPOS; 0: none).")] = 20,
     batch_size: Annotated[int, Opt(help="Evaluation batch size.")] = 256,
     data_root: Annotated[Optional[Path], Opt(help="Dataset folder, if it moved since training.")] = None,
-    device: Annotated[Optional[str], Opt(help="cpu or cuda (default: cuda when available).")] = None,
+    torch_device: Annotated[Optional[str], Opt(help="Torch device: cpu or cuda (default: cuda when available).")] = None,
     json_out: Annotated[bool, Opt("--json", help="Print JSON.")] = False,
 ) -> None:
     """Evaluate one subnet with inherited supernet weights (after BN recalibration)."""
@@ -118,7 +143,7 @@ def eval_cmd(
     from hwnas.train.evaluate import SubnetEvaluator
 
     ev = SubnetEvaluator.from_checkpoint(checkpoint, split=split, batch_size=batch_size,
-                                         calib_batches=calib_batches, device=device,
+                                         calib_batches=calib_batches, device=torch_device,
                                          data_root=None if data_root is None else str(data_root))
     g = parse_genes(genes, ev.space)
     r = ev(g)
@@ -139,7 +164,7 @@ def rank_check_cmd(
     seeds: Annotated[int, Opt(help="Stand-alone trainings per subnet (mean as ground truth; >= 2 also reports the seed-to-seed noise ceiling).")] = 1,
     calib_batches: Annotated[int, Opt(help="Training batches for BN recalibration (SPOS).")] = 20,
     data_root: Annotated[Optional[Path], Opt(help="Dataset folder, if it moved since training.")] = None,
-    device: Annotated[Optional[str], Opt(help="cpu or cuda (default: cuda when available).")] = None,
+    torch_device: Annotated[Optional[str], Opt(help="Torch device: cpu or cuda (default: cuda when available).")] = None,
     ground_truth: Annotated[Optional[str], Opt(help="Score against a ground-truth file (or the name of a shipped one, e.g. gratings-mbv2-w0.25-r16): no stand-alone training; --n/--epochs/--seeds/--sample do not apply.")] = None,
     json_out: Annotated[bool, Opt("--json", help="Print the result as JSON (with --ground-truth).")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar.")] = False,
@@ -148,7 +173,7 @@ def rank_check_cmd(
     from hwnas.train.rank_check import rank_check
 
     if ground_truth is not None:
-        _rank_check_truth(checkpoint, ground_truth, out_dir, calib_batches, data_root, device, json_out)
+        _rank_check_truth(checkpoint, ground_truth, out_dir, calib_batches, data_root, torch_device, json_out)
         return
     if json_out:
         from hwnas.errors import HwnasError
@@ -157,7 +182,7 @@ def rank_check_cmd(
 
     r = rank_check(checkpoint, n=n, epochs=epochs, out=out_dir, seed=seed, seeds=seeds, sample=sample,
                    calib_batches=calib_batches,
-                   data_root=None if data_root is None else str(data_root), device=device, quiet=quiet)
+                   data_root=None if data_root is None else str(data_root), device=torch_device, quiet=quiet)
     t = Table(title=f"ranking check: {n} {sample} subnets, {epochs} stand-alone epochs x {seeds} "
                     f"seed(s), split search-val")
     for col in ("metric", "Kendall tau", "Spearman rho", "Pearson r"):

@@ -39,10 +39,10 @@ def resolve_device(name: str | None, local_rank: int = 0) -> torch.device:
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise HwnasError(f"--device must be cpu or cuda, got {name!r}")
+        raise HwnasError(f"--torch-device must be cpu or cuda, got {name!r}")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise HwnasError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+            raise HwnasError("--torch-device cuda was asked for but no CUDA device is available; use --torch-device cpu")
         return torch.device(name if ":" in name else f"cuda:{local_rank}")
     return torch.device("cpu")
 

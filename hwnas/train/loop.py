@@ -1,27 +1,33 @@
-"""The one supernet training loop; strategies plug in as path samplers (:mod:`hwnas.train.samplers`).
+"""The one supernet training loop; strategies plug in through :mod:`hwnas.train.strategies`.
+
+Per step the strategy chooses the paths, the loop runs them in one forward call of the
+:class:`~hwnas.train.strategies.TrainModel` (supernet + the strategy's modules), the strategy turns
+the outputs into one loss, and the loop does one backward and steps the supernet's optimizer and
+the strategy's own optimizers. The loop keeps setup, data, checkpoints and logging.
 
 A run lives in one folder (``--out runs/NAME``):
 
-* ``config.json``: the :class:`~hwnas.train.config.TrainConfig`, the space, the data splits and
+* ``config.json``: the :class:`~hwnas.train.config.TrainConfig` (recipe settings filled in), the
+  recipe it used, the strategy's resolved settings, the space, the data splits and
   :func:`~hwnas.checkpoint.version_stamp`;
 * ``metrics.jsonl``: one JSON object per line: ``kind`` = ``step`` (every ``log_every`` steps),
-  ``epoch`` (epoch summaries with sampler statistics), ``resume``, ``stop`` and ``final`` (with a
+  ``epoch`` (epoch summaries with strategy statistics), ``resume``, ``stop`` and ``final`` (with a
   digest of the weights of every rank);
 * ``last.pt``: written atomically after every epoch and on SIGINT / SIGTERM (after the current
-  step; the process then exits 130 / 143). It holds the weights, optimizer, scheduler, AMP scaler,
-  sampler and RNG states and the position in the data order, so ``--resume`` continues exactly:
-  on CPU with the same settings a resumed run ends bit-identical to a straight one.
-* ``pool.json``: the GreedyNAS candidate pool, best first (``greedy`` only).
+  step; the process then exits 130 / 143). It holds the weights, the strategy's modules, all
+  optimizers and schedulers, the AMP scaler, the strategy and RNG states and the position in the
+  data order, so ``--resume`` continues exactly: on CPU with the same settings a resumed run ends
+  bit-identical to a straight one.
+* files the strategy writes (``pool.json``: the GreedyNAS candidate pool, best first).
 
-Distributed: under ``torchrun`` the supernet is wrapped in ``DistributedDataParallel`` with
-``find_unused_parameters=True``. A step runs one path, so most supernet parameters take no part
-in it; DDP then finds them by walking the autograd graph, all-reduces the used ones and leaves the
-gradients of globally unused ones untouched (``None``), so SGD skips them exactly as in a
-single-process run (no momentum or weight decay on untrained candidates). This is correct because
-every rank runs the *same* path: each sampler draws from its own RNG seeded identically on every
-rank, and GreedyNAS path scores are all-reduced before ranking. BN buffers follow rank 0
-(DDP ``broadcast_buffers``). The data are sharded with ``DistributedSampler``; rank 0 logs and
-checkpoints.
+Distributed: under ``torchrun`` the train model is wrapped in ``DistributedDataParallel`` with
+``find_unused_parameters=True``. All paths of a step run inside one DDP forward and one backward,
+so multi-path steps are accepted; parameters no path used take no gradient (``None``), so SGD
+skips them exactly as in a single-process run (no momentum or weight decay on untrained
+candidates). This is correct because every rank runs the *same* paths: each strategy draws from
+its own RNG seeded identically on every rank (GreedyNAS path scores are all-reduced before
+ranking). BN buffers follow rank 0 (DDP ``broadcast_buffers``). The data are sharded with
+``DistributedSampler``; rank 0 logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,15 +60,18 @@ from hwnas.spaces.base import SearchSpace
 from hwnas.supernet import Supernet, build_supernet
 from hwnas.train import distributed as D
 from hwnas.train.config import TrainConfig
-from hwnas.train.samplers import CostFn, SamplerContext, create_sampler
+from hwnas.train.strategies import (CostFn, CostFns, RunContext, StepBatch, Strategy, TrainModel,
+                                    create_strategy, strategy_class)
 
 CHECKPOINT = "last.pt"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
-POOL = "pool.json"
-#: settings that may change when a run is resumed; any other difference is an error.
+#: settings that may change when a run is resumed; any other difference is an error (the
+#: strategy's own resumable options: ``Options.MUTABLE_ON_RESUME``).
 MUTABLE_ON_RESUME = frozenset({"epochs", "workers", "log_every", "data_root", "download", "amp",
-                               "early_stop"})
+                               "tables_dir"})
+#: a batch may hold at most this fraction of the training split (else one epoch is a few steps)
+MAX_BATCH_FRACTION = 0.25
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -104,11 +113,20 @@ def build_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.o
                            nesterov=config.nesterov and config.momentum > 0)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Cosine annealing to 0 over ``total_steps``, stepped every iteration (GreedyNAS Sec. 5.1)."""
-    total = max(1, total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
+def lr_factor(step: int, total_steps: int, warmup_steps: int = 0) -> float:
+    """Linear warm-up from 0 over ``warmup_steps``, then cosine annealing to 0 at ``total_steps``
+    (GreedyNAS Sec. 5.1), as a factor of the peak rate."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup_steps, span) / span))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int,
+                    warmup_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """:func:`lr_factor` as a scheduler stepped every iteration."""
+    total, warm = max(1, total_steps), max(0, int(warmup_steps))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warm))
 
 
 def build_criterion(config: TrainConfig) -> nn.Module:
@@ -194,10 +212,23 @@ def _check_run_dir(out: Path, resume: bool) -> None:
 def _check_resume_config(stored: TrainConfig, given: TrainConfig, out: Path) -> None:
     a, b = stored.to_dict(), given.to_dict()
     for key in a:
-        if key not in MUTABLE_ON_RESUME and a[key] != b[key]:
+        if key not in MUTABLE_ON_RESUME and key != "options" and a[key] != b[key]:
             flag = key.replace("_", "-")
             raise HwnasError(f"run {out} was trained with {flag}={a[key]!r}; cannot resume it with "
                              f"{flag}={b[key]!r} (start a new --out instead)")
+    cls = strategy_class(stored.strategy)
+    oa = _options_dict(stored)
+    ob = _options_dict(given)
+    for key in oa:
+        if key not in cls.Options.MUTABLE_ON_RESUME and oa[key] != ob[key]:
+            raise HwnasError(f"run {out} was trained with strategy option {key}={oa[key]!r}; cannot "
+                             f"resume it with {key}={ob[key]!r} (start a new --out instead)")
+
+
+def _options_dict(config: TrainConfig) -> dict[str, Any]:
+    from hwnas.train.strategies import parse_strategy_options
+
+    return parse_strategy_options(config.strategy, config.options).to_dict()
 
 
 def write_pool_json(path: Path, pool: dict[str, Any]) -> None:
@@ -255,77 +286,72 @@ class _SignalGuard:
             signal.signal(s, h)
 
 
-def make_score_fn(net: Supernet, images: torch.Tensor, labels: torch.Tensor, total: int,
-                  info: D.DistInfo, batch_size: int, use_amp: bool) -> Callable[[Sequence], np.ndarray]:
-    """GreedyNAS path scoring (seed 002, Sec. 3.2): mean cross-entropy of each path on the fixed
-    scoring batch, supernet in eval mode. Each rank scores its shard; sums are all-reduced, so all
-    ranks rank the paths identically."""
-    dev = info.device
-
-    def score(paths: Sequence) -> np.ndarray:
-        uniq = list(dict.fromkeys(tuple(p) for p in paths))
-        sums = torch.zeros(len(uniq), dtype=torch.float64, device=dev)
-        was_training = net.training
-        net.eval()
-        try:
-            with torch.no_grad(), autocast(dev, use_amp):
-                for j, g in enumerate(uniq):
-                    for i in range(0, images.shape[0], batch_size):
-                        out = net(images[i:i + batch_size], g)
-                        sums[j] += F.cross_entropy(out.float(), labels[i:i + batch_size],
-                                                   reduction="sum").double()
-        finally:
-            net.train(was_training)
-        D.all_reduce_sum(info, sums)
-        by_path = dict(zip(uniq, (sums / total).cpu().tolist()))
-        return np.array([by_path[tuple(p)] for p in paths], dtype=np.float64)
-
-    return score
-
-
-def _score_batch(data: DataSplits, config: TrainConfig, info: D.DistInfo) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """The fixed search-val scoring images (GreedyNAS: 1000 validation images), this rank's shard."""
-    n = min(config.score_batch, len(data.search_val))
-    batches = take_batches(data.search_val, batch_size=n, max_batches=1, seed=config.seed + 7919)
-    x, y = batches[0]
-    x, y = x[info.rank::info.world], y[info.rank::info.world]
-    return x.to(info.device), y.to(info.device), n
-
-
 # ---- the loop --------------------------------------------------------------------------------
 def train_supernet(config: TrainConfig, out: str | Path, *, resume: bool = False,
-                   device: str | None = None, cost_fn: CostFn | None = None, quiet: bool = False,
-                   stop_after_epochs: int | None = None, console: Console | None = None) -> TrainResult:
+                   torch_device: str | None = None, costs: Mapping[str, CostFn] | None = None,
+                   quiet: bool = False, stop_after_epochs: int | None = None,
+                   console: Console | None = None) -> TrainResult:
     """Train a supernet with ``config.strategy`` into the run folder ``out``.
 
     ``resume`` continues ``out/last.pt`` (``config`` must match the stored one except for
-    :data:`MUTABLE_ON_RESUME`). ``cost_fn(genes_matrix) -> array`` replaces MACs in the
-    ``constrained`` sampler (e.g. a latency predictor). ``stop_after_epochs`` ends this invocation
-    cleanly after that many epochs (time-sliced jobs; continue with ``resume``).
+    :data:`MUTABLE_ON_RESUME` and the strategy's resumable options). ``torch_device`` is ``cpu`` /
+    ``cuda`` (default: CUDA when available). ``costs`` adds or replaces named architecture costs
+    (``{"latency": fn}``, ``fn(genes_matrix) -> array``) for cost-constrained strategies; by default
+    ``macs`` comes from the cost model and ``latency`` from the table of ``config.device`` /
+    ``config.runtime``. ``stop_after_epochs`` ends this invocation cleanly after that many epochs
+    (time-sliced jobs; continue with ``resume``).
     Raises :class:`TrainingInterrupted` after checkpointing on SIGINT / SIGTERM.
     """
     out = Path(out)
     t_start = time.perf_counter()
-    info = D.init_distributed(device)
+    info = D.init_distributed(torch_device)
     try:
         _check_run_dir(out, resume)
         D.barrier(info)  # every rank has checked the folder before rank 0 writes into it
-        return _train(config, out, resume, info, cost_fn, quiet, stop_after_epochs,
+        return _train(config, out, resume, info, dict(costs or {}), quiet, stop_after_epochs,
                       console or Console(stderr=True), t_start)
     finally:
         D.shutdown_distributed(info)
 
 
-def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_fn: CostFn | None,
+def _fit_batch(config: TrainConfig, train_size: int, world: int, data_name: str,
+               from_recipe: list[str]) -> tuple[TrainConfig, str | None]:
+    """Refuse an explicit batch above a quarter of the training split; reduce a default one."""
+    limit = int(MAX_BATCH_FRACTION * train_size) // world
+    batch = int(config.batch_size or 1)
+    if batch <= limit:
+        return config, None
+    if "batch_size" not in from_recipe:
+        raise HwnasError(f"--batch-size {batch} x {world} process(es) is more than a quarter of the "
+                         f"training split of {data_name} ({train_size} images): at most {max(limit, 0)} "
+                         f"per process, so that an epoch has at least 4 steps")
+    if limit < 1:
+        raise HwnasError(f"the training split of {data_name} ({train_size} images) is too small for "
+                         f"{world} process(es): fewer than 4 images per process")
+    reduced = 1 << (limit.bit_length() - 1)  # the largest power of two within the limit
+    msg = (f"batch size {batch} of recipe {config.recipe.name!r} is more than a quarter of the training "
+           f"split of {data_name} ({train_size} images): using {reduced} (pass --batch-size to choose)")
+    return config.replace(batch_size=reduced), msg
+
+
+def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs: dict[str, CostFn],
            quiet: bool, stop_after_epochs: int | None, console: Console, t_start: float) -> TrainResult:
     dev = info.device
     if config.amp and dev.type != "cuda":
         raise HwnasError("--amp needs a CUDA device (float16 autocast + GradScaler); "
                          "on CPU train without --amp")
+    config, recipe_record = config.resolve()
     ckpt = None
     if resume:
         ckpt = load_checkpoint(out / CHECKPOINT, map_location="cpu")
-        _check_resume_config(train_config_of(ckpt, out / CHECKPOINT), config, out)
+        stored = train_config_of(ckpt, out / CHECKPOINT)
+        if "strategy_state" not in ckpt:
+            raise HwnasError(f"checkpoint {out / CHECKPOINT} was written before training strategies "
+                             f"became plug-ins: it loads for eval, search and export but cannot be "
+                             f"resumed; start a new --out")
+        _check_resume_config(stored, config, out)
+        if stored.batch_size != config.batch_size:  # a recipe batch reduced to fit the data
+            config = config.replace(batch_size=stored.batch_size)
 
     # data and space (the dataset decides the number of classes)
     res_space = create_space(config.space, width=config.width, resolution=config.resolution)
@@ -338,45 +364,47 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
     if ckpt is not None and ckpt["space"] != space.config():
         raise HwnasError(f"checkpoint {out / CHECKPOINT} is for space {ckpt['space']}, "
                          f"not {space.config()}")
+    config, batch_note = _fit_batch(config, len(data.train), info.world, data.name,
+                                    recipe_record["from_recipe"])
     per_epoch = count_steps(len(data.train), config.batch_size, info.world)
-    if per_epoch == 0:
-        raise HwnasError(f"--batch-size {config.batch_size} x {info.world} process(es) is larger than "
-                         f"the training split of {data.name} ({len(data.train)} images)")
     if config.steps_per_epoch is not None:
         per_epoch = min(per_epoch, config.steps_per_epoch)
     total_steps = config.epochs * per_epoch
     lr = config.base_lr(info.world)
+    lr_warmup = int(round(config.lr_warmup_epochs * per_epoch))
 
-    # model, optimizer, schedule
+    # model, strategy, optimizers, schedules
     torch.manual_seed(config.seed)
     net = build_supernet(space, config.sharing).to(dev)
     optimizer = build_optimizer(net, config, lr)
-    scheduler = build_scheduler(optimizer, total_steps)
+    scheduler = build_scheduler(optimizer, total_steps, lr_warmup)
     use_amp = config.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     criterion = build_criterion(config)
-
-    score_fn = None
-    if config.strategy == "greedy":
-        sx, sy, sn = _score_batch(data, config, info)
-        score_fn = make_score_fn(net, sx, sy, sn, info, config.batch_size, use_amp)
-    sampler_opts = config.sampler_options(per_epoch, total_steps)
-    sampler = create_sampler(config.strategy, space,
-                             SamplerContext(seed=config.seed, total_steps=total_steps,
-                                            steps_per_epoch=per_epoch, score_fn=score_fn,
-                                            cost_fn=cost_fn),
-                             **sampler_opts)
+    run = RunContext(space=space, supernet=net, data=data, info=info, seed=config.seed,
+                     epochs=config.epochs, steps_per_epoch=per_epoch, batch_size=config.batch_size,
+                     use_amp=use_amp, recipe_pool_size=config.recipe.pool_size,
+                     costs=CostFns(space, device=config.device, runtime=config.runtime,
+                                   tables_dir=config.tables_dir, extra=costs))
+    strategy = create_strategy(config.strategy, config.options, run)
+    train_model = TrainModel(net, strategy).to(dev)
+    extra_opts = strategy.optimizers(train_model.extra, total_steps)
 
     epoch, batch_in_epoch, step = 0, 0, 0
     history: list[dict[str, Any]] = []
     log = _MetricsLog(out / METRICS, info.is_main)
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
+        train_model.extra.load_state_dict(ckpt["strategy_modules"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        for (o, sch), st in zip(extra_opts, ckpt["strategy_optimizers"]):
+            o.load_state_dict(st["optimizer"])
+            if sch is not None:
+                sch.load_state_dict(st["scheduler"])
         if ckpt["scaler"] and use_amp:  # empty when the run was saved without AMP
             scaler.load_state_dict(ckpt["scaler"])
-        sampler.load_state_dict(ckpt["sampler"])
+        strategy.load_state_dict(ckpt["strategy_state"])
         restore_rng(ckpt["rng"], dev)
         epoch, batch_in_epoch, step = int(ckpt["epoch"]), int(ckpt["batch_in_epoch"]), int(ckpt["step"])
         history = list(ckpt.get("metrics", []))
@@ -386,19 +414,22 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
         log.write({"kind": "resume", "epoch": epoch, "step": step, "time": time.time()})
     del ckpt
 
+    notes = ([batch_note] if batch_note else []) + strategy.notes()
+    recipe_line = (f"recipe {recipe_record['recipe']['name']!r}: "
+                   + (", ".join(f"{k} from it" for k in recipe_record["from_recipe"]) or "every setting given"))
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / CONFIG, {
-            "train": config.to_dict(), "space": space.config(), "data": data.describe(),
-            "world_size": info.world, "device": str(dev), "lr": lr, "steps_per_epoch": per_epoch,
-            "total_steps": total_steps, "sampler": {k: (list(v) if isinstance(v, tuple) else v)
-                                                    for k, v in sampler_opts.items()},
+            "train": config.to_dict(), "recipe": recipe_record, "space": space.config(),
+            "data": data.describe(), "world_size": info.world, "torch_device": str(dev), "lr": lr,
+            "lr_warmup_steps": lr_warmup, "steps_per_epoch": per_epoch, "total_steps": total_steps,
+            "strategy": {"name": strategy.name, **strategy.describe()}, "notes": notes,
             "versions": version_stamp()})
 
-    model: nn.Module = net
+    model: nn.Module = train_model
     if info.distributed:
         model = nn.parallel.DistributedDataParallel(
-            net, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True)
+            train_model, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True)
 
     def save(final: bool = False) -> None:
         if not info.is_main:
@@ -406,27 +437,35 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
         extra = {
             "train_config": config.to_dict(), "strategy": config.strategy, "sharing": net.sharing,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "sampler": sampler.state_dict(), "rng": capture_rng(dev),
+            "strategy_modules": train_model.extra.state_dict(),
+            "strategy_optimizers": [{"optimizer": o.state_dict(),
+                                     "scheduler": None if sch is None else sch.state_dict()}
+                                    for o, sch in extra_opts],
+            "scaler": scaler.state_dict(), "strategy_state": strategy.state_dict(), "rng": capture_rng(dev),
             "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step, "metrics": history,
             "data": data.describe(), "world_size": info.world, "finished": final,
         }
         save_checkpoint(out / CHECKPOINT, kind="supernet", space=space, model_state=net.state_dict(),
                         extra=extra)
-        if hasattr(sampler, "pool_json"):
-            write_pool_json(out / POOL, sampler.pool_json())
+        for name, content in strategy.artifacts().items():
+            write_pool_json(out / name, content) if "entries" in content else atomic_write_json(out / name, content)
 
     show_bar = not quiet and info.is_main and console.is_terminal
     say = (lambda msg: console.print(msg, highlight=False, soft_wrap=True)) if (info.is_main and not quiet) else (lambda msg: None)
     if info.is_main:
         say(f"training {space.name} supernet ({config.strategy}, {config.sharing} weights) on {data.name}: {per_epoch} steps/epoch x "
-            f"{config.epochs} epochs, batch {config.batch_size} x {info.world}, lr {lr:.4g}, "
-            f"device {dev}" + (f", resuming at epoch {epoch} step {step}" if resume else ""))
+            f"{config.epochs} epochs, batch {config.batch_size} x {info.world}, lr {lr:.4g}"
+            + (f" (linear warm-up {lr_warmup} steps)" if lr_warmup else "")
+            + f", device {dev}" + (f", resuming at epoch {epoch} step {step}" if resume else ""))
+        say(recipe_line)
+        for note in notes:
+            say(note)
 
     epochs_this_run = 0
     last_loss: float | None = None
-    stopped_early = sampler.should_stop
-    stop_reason = sampler.stop_reason
-    net.train()
+    stopped_early = strategy.should_stop
+    stop_reason = strategy.stop_reason
+    train_model.train()
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
@@ -451,20 +490,12 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
                     break
                 x = x.to(dev, non_blocking=True)
                 y = y.to(dev, non_blocking=True)
-                paths = sampler.paths(step)
-                if info.distributed and len(paths) != 1:
-                    raise HwnasError(f"strategy {config.strategy!r} trains {len(paths)} paths per step; "
-                                     f"only one path per step is supported under DDP")
-                optimizer.zero_grad(set_to_none=True)
-                loss_val = 0.0
-                for g in paths:
-                    with autocast(dev, use_amp):
-                        loss = criterion(model(x, g), y) / len(paths)
-                    scaler.scale(loss).backward()
-                    loss_val += float(loss.detach())
-                scaler.step(optimizer)
-                scaler.update()
+                loss_val, terms = _train_step(strategy, model, step, x, y, criterion, optimizer,
+                                              extra_opts, scaler, dev, use_amp)
                 scheduler.step()
+                for _, sch in extra_opts:
+                    if sch is not None:
+                        sch.step()
                 step += 1
                 batch_in_epoch += 1
                 ep_loss, ep_n, log_loss, log_n = ep_loss + loss_val, ep_n + 1, log_loss + loss_val, log_n + 1
@@ -474,7 +505,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
                     ips = log_n * config.batch_size * info.world / max(now - t_log, 1e-9)
                     log.write({"kind": "step", "epoch": epoch, "step": step, "loss": log_loss / log_n,
                                "lr": optimizer.param_groups[0]["lr"], "images_per_s": round(ips, 1),
-                               **sampler.stats()})
+                               **terms, **strategy.stats()})
                     t_log, log_loss, log_n = now, 0.0, 0
                 if show_bar:
                     ips_epoch = ((batch_in_epoch - ep_start_batch) * config.batch_size * info.world
@@ -488,7 +519,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
                                "signal": signal.Signals(signum).name})
                     raise TrainingInterrupted(signum, out / CHECKPOINT)
             seconds = time.perf_counter() - t_epoch
-            epoch_stats = sampler.end_epoch(epoch)
+            epoch_stats = strategy.end_epoch(epoch)
             if info.distributed:  # mean training loss over all ranks
                 t = D.all_reduce_sum(info, torch.tensor([ep_loss, float(ep_n)], dtype=torch.float64,
                                                         device=dev))
@@ -497,17 +528,17 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
                        "loss": ep_loss / ep_n if ep_n else None, "lr": optimizer.param_groups[0]["lr"],
                        "images_per_s": round((batch_in_epoch - ep_start_batch) * config.batch_size
                                              * info.world / max(seconds, 1e-9), 1),
-                       "seconds": round(seconds, 2), **sampler.stats(), **epoch_stats}
+                       "seconds": round(seconds, 2), **strategy.stats(), **epoch_stats}
             history.append(summary)
             log.write(summary)
             say(f"epoch {epoch + 1}/{config.epochs}  step {step}  loss {summary['loss'] or float('nan'):.4f}  "
                 f"lr {summary['lr']:.4g}  {summary['images_per_s']:.0f} img/s"
-                + "".join(f"  {k} {v}" for k, v in {**sampler.stats(), **epoch_stats}.items()))
+                + "".join(f"  {k} {v}" for k, v in {**strategy.stats(), **epoch_stats}.items()))
             epoch += 1
             batch_in_epoch = 0
             epochs_this_run += 1
-            if sampler.should_stop:
-                stopped_early, stop_reason = True, sampler.stop_reason
+            if strategy.should_stop:
+                stopped_early, stop_reason = True, strategy.stop_reason
                 log.write({"kind": "stop", "epoch": epoch - 1, "step": step, "reason": stop_reason})
                 say(f"early stop: {stop_reason}")
             save(final=epoch >= config.epochs or stopped_early)
@@ -526,3 +557,24 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, cost_
                        stop_reason=stop_reason, final_loss=last_loss,
                        seconds=time.perf_counter() - t_start, weights_digest=digests[0], metrics=history,
                        rank=info.rank)
+
+
+def _train_step(strategy: Strategy, model: nn.Module, step: int, x: torch.Tensor, y: torch.Tensor,
+                criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                extra_opts: list[tuple[torch.optim.Optimizer, Any]], scaler: torch.amp.GradScaler,
+                dev: torch.device, use_amp: bool) -> tuple[float, dict[str, float]]:
+    """One step: the strategy's paths in one forward, its loss, ONE backward, every optimizer."""
+    runs = strategy.paths(step)
+    optimizer.zero_grad(set_to_none=True)
+    for o, _ in extra_opts:
+        o.zero_grad(set_to_none=True)
+    with autocast(dev, use_amp):
+        outputs = model(x, runs)
+        result = strategy.loss(StepBatch(step=step, x=x, y=y, runs=list(runs), outputs=list(outputs),
+                                         criterion=criterion))
+    scaler.scale(result.total).backward()
+    scaler.step(optimizer)
+    for o, _ in extra_opts:
+        scaler.step(o)
+    scaler.update()
+    return float(result.total.detach()), dict(result.terms)

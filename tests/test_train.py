@@ -21,12 +21,12 @@ from hwnas.supernet import build_supernet
 from hwnas.train import TrainConfig, train_supernet
 from hwnas.train.distributed import state_digest
 from hwnas.train.loop import read_run_config
-from hwnas.train.samplers import PathSampler, SamplerContext, create_sampler, register_sampler
+from hwnas.train.strategies import PathRun, RunContext, Strategy, create_strategy, register_strategy
 
 
 TINY = dict(space="mbv2", width=0.25, resolution=16, data="digits", batch_size=32, lr=0.05,
-            workers=0, steps_per_epoch=3, epochs=2, log_every=1, greedy_m=4, greedy_k=2,
-            score_batch=64, warmup_steps=2)
+            workers=0, steps_per_epoch=3, epochs=2, log_every=1)
+GREEDY_TINY = dict(m=4, k=2, score_batch=64, warmup_steps=2)
 TINY_ARGS = ["--width", "0.25", "--resolution", "16", "--batch-size", "32", "--lr", "0.05",
              "--workers", "0", "--steps-per-epoch", "3", "--log-every", "1", "-q"]
 REPO = Path(__file__).resolve().parents[1]
@@ -38,13 +38,11 @@ def cfg(**kw) -> TrainConfig:
 
 
 def trained_paths(config: TrainConfig, space, steps: int):
-    """Replay the sampler the loop used (seeded), for strategies that need no scores."""
-    total = config.epochs * config.steps_per_epoch
-    smp = create_sampler(config.strategy, space,
-                         SamplerContext(seed=config.seed, total_steps=total,
-                                        steps_per_epoch=config.steps_per_epoch),
-                         **config.sampler_options(config.steps_per_epoch, total))
-    return [g for step in range(steps) for g in smp.paths(step)]
+    """Replay the strategy the loop used (seeded), for strategies that need no scores."""
+    run = RunContext.for_sampling(space, seed=config.seed, epochs=config.epochs,
+                                  steps_per_epoch=config.steps_per_epoch)
+    smp = create_strategy(config.strategy, config.options, run)
+    return [r.genes for step in range(steps) for r in smp.paths(step)]
 
 
 def init_supernet(config: TrainConfig):
@@ -53,10 +51,10 @@ def init_supernet(config: TrainConfig):
     return space, build_supernet(space, config.sharing)
 
 
-@pytest.mark.parametrize("strategy,extra", [("uniform", {}), ("constrained", {"macs_range": (2e5, 4e5)}),
-                                            ("greedy", {})])
-def test_each_strategy_trains_only_the_sampled_paths(strategy, extra, tmp_path):
-    config = cfg(strategy=strategy, **extra)
+@pytest.mark.parametrize("strategy,options", [("uniform", {}), ("constrained", {"range": (2e5, 4e5)}),
+                                              ("greedy", GREEDY_TINY)])
+def test_each_strategy_trains_only_the_sampled_paths(strategy, options, tmp_path):
+    config = cfg(strategy=strategy, options=options)
     res = train_supernet(config, tmp_path / strategy, quiet=True)
     assert res.epochs_done == 2 and res.steps == 6 and res.final_loss is not None
     ckpt = load_checkpoint(tmp_path / strategy / "last.pt")
@@ -69,8 +67,8 @@ def test_each_strategy_trains_only_the_sampled_paths(strategy, extra, tmp_path):
     if strategy == "greedy":
         pool = json.loads((tmp_path / strategy / "pool.json").read_text())
         losses = [e["loss"] for e in pool["entries"]]
-        assert losses and losses == sorted(losses) and pool["capacity"] == 3  # min(1000, 3 steps/epoch)
-        assert ckpt["sampler"]["rounds"] == 2  # steps 2..5 after the 2-step warm-up, k=2 per round
+        assert losses and losses == sorted(losses) and pool["capacity"] == 16  # the digits recipe's pool
+        assert ckpt["strategy_state"]["rounds"] == 2  # steps 2..5 after the 2-step warm-up, k=2 per round
         return
     used = set()
     name_of = {id(p): n for n, p in params.items()}
@@ -86,22 +84,22 @@ def test_each_strategy_trains_only_the_sampled_paths(strategy, extra, tmp_path):
     assert changed == used
 
 
-class _FixedPathSampler(PathSampler):
+class _FixedPathStrategy(Strategy):
     """A plug-in strategy defined outside the package: always the smallest path."""
 
     name = "test-fixed-path"
 
     def paths(self, step):
-        return [self.space.smallest()]
+        return [PathRun(self.space.smallest())]
 
 
-def test_loop_learns_with_a_plugged_in_sampler(tmp_path):
+def test_loop_learns_with_a_plugged_in_strategy(tmp_path):
     """The loop (data, optimizer, schedule) lowers the loss of what it trains. On a fixed path the
     drop is fast; a uniformly sampled supernet needs hundreds of steps before its loss moves."""
     from hwnas.data import load_data, take_batches
     from hwnas.models import supernet_from_checkpoint
 
-    register_sampler(_FixedPathSampler)
+    register_strategy(_FixedPathStrategy)
     config = cfg(strategy="test-fixed-path", epochs=3, steps_per_epoch=15, label_smoothing=0.0)
     res = train_supernet(config, tmp_path / "f", quiet=True)
     net, _ = supernet_from_checkpoint(tmp_path / "f" / "last.pt")
@@ -152,7 +150,7 @@ def test_resume_with_other_sharing_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("strategy", ["uniform", "greedy"])
 def test_resume_at_an_epoch_boundary_is_bit_identical(strategy, tmp_path):
-    config = cfg(strategy=strategy)
+    config = cfg(strategy=strategy, options=GREEDY_TINY if strategy == "greedy" else {})
     straight = train_supernet(config, tmp_path / "a", quiet=True)
     first = train_supernet(config, tmp_path / "b", quiet=True, stop_after_epochs=1)
     assert first.epochs_done == 1 and first.weights_digest != straight.weights_digest
@@ -162,7 +160,7 @@ def test_resume_at_an_epoch_boundary_is_bit_identical(strategy, tmp_path):
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert state_digest({str(i): v["momentum_buffer"] for i, v in a["optimizer"]["state"].items()}) == \
         state_digest({str(i): v["momentum_buffer"] for i, v in b["optimizer"]["state"].items()})
-    assert a["sampler"] == b["sampler"] and a["step"] == b["step"] == 6 and b["finished"]
+    assert a["strategy_state"] == b["strategy_state"] and a["step"] == b["step"] == 6 and b["finished"]
     ea = [m["loss"] for m in a["metrics"]]
     assert ea == [m["loss"] for m in b["metrics"]]
     if strategy == "greedy":
@@ -173,7 +171,7 @@ def test_resume_at_an_epoch_boundary_is_bit_identical(strategy, tmp_path):
 def test_sigint_mid_epoch_checkpoints_exits_130_and_resumes_exactly(tmp_path):
     args = ["--width", "0.25", "--resolution", "16", "--batch-size", "32", "--lr", "0.05",
             "--workers", "0", "--steps-per-epoch", "8", "--epochs", "3", "--log-every", "1",
-            "--seed", "4", "-q", "--device", "cpu"]
+            "--seed", "4", "-q", "--torch-device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     run = tmp_path / "b"
     proc = subprocess.Popen([sys.executable, "-m", "hwnas", "train", "--out", str(run), *args],
@@ -196,8 +194,8 @@ def test_sigint_mid_epoch_checkpoints_exits_130_and_resumes_exactly(tmp_path):
     try:
         config = read_run_config(run)
         assert config.seed == 4 and config.steps_per_epoch == 8
-        resumed = train_supernet(config, run, resume=True, quiet=True, device="cpu")
-        straight = train_supernet(config, tmp_path / "a", quiet=True, device="cpu")
+        resumed = train_supernet(config, run, resume=True, quiet=True, torch_device="cpu")
+        straight = train_supernet(config, tmp_path / "a", quiet=True, torch_device="cpu")
     finally:
         torch.set_num_threads(threads)
     assert resumed.weights_digest == straight.weights_digest
@@ -246,13 +244,18 @@ ERRORS = [
     (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
     (["--epochs", "0"], "--epochs must be >= 1, got 0"),
     (["--weight-decay", "-0.1"], "--weight-decay must be >= 0"),
-    (["--amp", "--device", "cpu"], "--amp needs a CUDA device"),
-    (["--strategy", "constrained"], "strategy 'constrained' needs --macs-range LO,HI"),
-    (["--strategy", "constrained", "--macs-range", "1G,2G"], "no architecture of space 'mbv2' has MACs in [1,000,000,000, 2,000,000,000]: the space spans 105,832 .. 685,984"),
-    (["--macs-range", "abc,1"], "'abc' is not a number"),
+    (["--amp", "--torch-device", "cpu"], "--amp needs a CUDA device"),
+    (["--torch-device", "tpu"], "--torch-device must be cpu or cuda, got 'tpu'"),
+    (["--strategy", "constrained", "--opt", "range=1G,2G"], "no architecture of space 'mbv2' has MACs in [1,000,000,000, 2,000,000,000]: the space spans 105,832 .. 685,984"),
+    (["--strategy", "constrained", "--opt", "range=abc,1"], "strategy 'constrained': option range: 'abc' is not a number"),
+    (["--strategy", "constrained", "--opt", "cost=latency"], "a latency range needs --device (and --runtime)"),
+    (["--strategy", "constrained", "--opt", "cost=latency", "--device", "nosuchphone"], "nosuchphone"),
     (["--data", "cifar10"], "cifar10 needs --data-root DIR"),
-    (["--batch-size", "5000"], "--batch-size 5000 x 1 process(es) is larger than the training split of digits"),
-    (["--greedy-k", "20"], "--greedy-k must lie in 1..--greedy-m (10), got 20"),
+    (["--batch-size", "5000"], "--batch-size 5000 x 1 process(es) is more than a quarter of the training split of digits (1257 images): at most 314"),
+    (["--strategy", "greedy", "--opt", "k=20"], "strategy 'greedy': option k must lie in 1..m (10), got 20"),
+    (["--strategy", "greedy", "--opt", "q=1"], "strategy 'greedy' has no option 'q'; allowed: m=10, k=5"),
+    (["--strategy", "uniform", "--opt", "m=3"], "strategy 'uniform' has no option 'm'; it takes no options"),
+    (["--opt", "m"], "--opt takes KEY=VALUE"),
 ]
 
 
@@ -267,7 +270,7 @@ def test_cli_errors_are_one_line_exit_2(args, message, tmp_path, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cli_cuda_without_gpu(tmp_path, capsys):
-    code, _, err = run_cli(["train", "--out", str(tmp_path / "x"), *TINY_ARGS, "--device", "cuda"], capsys)
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "x"), *TINY_ARGS, "--torch-device", "cuda"], capsys)
     assert code == 2 and "no CUDA device is available" in err
 
 

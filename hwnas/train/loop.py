@@ -544,8 +544,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
             save(final=epoch >= config.epochs or stopped_early)
 
     # every rank reports a digest of its weights; identical digests prove the ranks agree
-    D.broadcast_buffers(info, net)
-    digests = D.gather_objects(info, D.state_digest(net.state_dict()))
+    D.broadcast_buffers(info, train_model)
+    digests = D.gather_objects(info, D.state_digest(_weights(train_model)))
     finished = epoch >= config.epochs or stopped_early
     log.write({"kind": "final", "epoch": epoch, "step": step, "finished": finished,
                "weights_digest": digests[0], "rank_digests": digests,
@@ -557,6 +557,12 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
                        stop_reason=stop_reason, final_loss=last_loss,
                        seconds=time.perf_counter() - t_start, weights_digest=digests[0], metrics=history,
                        rank=info.rank)
+
+
+def _weights(train_model: TrainModel) -> dict[str, torch.Tensor]:
+    """The supernet's state plus the strategy's modules (``strategy.NAME``; none for built-ins)."""
+    return {**train_model.supernet.state_dict(),
+            **{f"strategy.{k}": v for k, v in train_model.extra.state_dict().items()}}
 
 
 def _train_step(strategy: Strategy, model: nn.Module, step: int, x: torch.Tensor, y: torch.Tensor,

@@ -128,6 +128,15 @@ class RunContext:
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
 
+    @classmethod
+    def for_sampling(cls, space: SearchSpace, *, seed: int = 0, epochs: int = 1, steps_per_epoch: int = 1,
+                     costs: Mapping[str, CostFn] | None = None, **kw: Any) -> RunContext:
+        """A context without supernet or data: enough for strategies that only sample paths (replay
+        the paths a run trained, test a sampler)."""
+        return cls(space=space, supernet=None, data=None, info=None, seed=seed, epochs=epochs,  # type: ignore[arg-type]
+                   steps_per_epoch=steps_per_epoch, batch_size=1,
+                   costs=CostFns(space, extra=dict(costs or {})), **kw)
+
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
     return rng.bit_generator.state

@@ -11,6 +11,8 @@ from hwnas.train.strategies.base import RunContext, Strategy
 from hwnas.train.strategies.options import StrategyOptions, parse_options
 
 _STRATEGIES: dict[str, type[Strategy]] = {}
+#: listed first, in this order (plug-ins follow in registration order)
+BUILTIN = ("uniform", "constrained", "greedy")
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
@@ -21,7 +23,7 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
 
 def strategy_names() -> list[str]:
     _load_builtin()
-    return list(_STRATEGIES)
+    return [n for n in BUILTIN if n in _STRATEGIES] + [n for n in _STRATEGIES if n not in BUILTIN]
 
 
 def strategy_class(name: str) -> type[Strategy]:

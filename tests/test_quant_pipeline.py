@@ -22,7 +22,7 @@ from hwnas.train.loop import train_supernet
 def test_qat_train_bitops_search_and_mixed_export(tmp_path, capsys):
     cfg = TrainConfig(space="resnet18-mp", width=0.25, resolution=16, data="digits", strategy="uniform",
                       epochs=1, steps_per_epoch=4, batch_size=32, lr=0.05, workers=0)
-    res = train_supernet(cfg, tmp_path / "run", device="cpu", quiet=True)
+    res = train_supernet(cfg, tmp_path / "run", torch_device="cpu", quiet=True)
     ckpt = tmp_path / "run" / "last.pt"
     assert res.steps == 4 and ckpt.exists()
 

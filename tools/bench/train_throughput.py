@@ -30,7 +30,8 @@ from hwnas.spaces import create_space
 from hwnas.supernet import build_supernet, materialize
 from hwnas.train.config import TrainConfig
 from hwnas.train.distributed import DistInfo
-from hwnas.train.loop import build_criterion, build_optimizer, make_score_fn
+from hwnas.train.loop import build_criterion, build_optimizer
+from hwnas.train.strategies.greedy import make_score_fn
 
 
 def step_seconds(model, forward, x, y, config, repeats: int) -> float:
@@ -60,7 +61,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=5, help="greedy: steps fed by one round")
     ap.add_argument("--score-batch", type=int, default=256, help="greedy: images per path score")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--torch-device", dest="device", default="cpu", help="cpu or cuda")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sharing", default="independent", help="independent or elastic")
     args = ap.parse_args()

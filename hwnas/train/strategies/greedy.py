@@ -93,20 +93,26 @@ class GreedyOptions(StrategyOptions):
         return max(self.k, min(PAPER_POOL_SIZE, round(PAPER_POOL_SIZE * steps_per_epoch / PAPER_STEPS_PER_EPOCH)))
 
 
-def make_score_fn(run: RunContext, score_batch: int) -> ScoreFn:
-    """GreedyNAS path scoring (Sec. 3.2): mean cross-entropy of each path on a fixed search-val
-    batch, supernet in eval mode. Each DDP rank scores its shard; sums are all-reduced, so all ranks
-    rank the paths identically."""
+def scoring_batch(run: RunContext, score_batch: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The fixed search-val scoring images (GreedyNAS Sec. 5.1: 1000 validation images), this
+    rank's shard on its device, and the total count over all ranks."""
     from hwnas.data import take_batches
+
+    info = run.info
+    n = min(score_batch, len(run.data.search_val))
+    x, y = take_batches(run.data.search_val, batch_size=n, max_batches=1, seed=run.seed + 7919)[0]
+    return x[info.rank::info.world].to(info.device), y[info.rank::info.world].to(info.device), n
+
+
+def make_score_fn(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, n: int, info: Any,
+                  batch_size: int, use_amp: bool) -> ScoreFn:
+    """GreedyNAS path scoring (Sec. 3.2): mean cross-entropy of each path on the fixed scoring
+    batch (``n`` images over all ranks), supernet in eval mode. Each DDP rank scores its shard;
+    sums are all-reduced, so all ranks rank the paths identically."""
     from hwnas.train import distributed as D
     from hwnas.train.loop import autocast
 
-    info, net = run.info, run.supernet
-    n = min(score_batch, len(run.data.search_val))
-    x, y = take_batches(run.data.search_val, batch_size=n, max_batches=1, seed=run.seed + 7919)[0]
-    images = x[info.rank::info.world].to(info.device)
-    labels = y[info.rank::info.world].to(info.device)
-    dev, batch_size = info.device, run.batch_size
+    dev = info.device
 
     def score(paths: Sequence[Genes]) -> np.ndarray:
         uniq = list(dict.fromkeys(tuple(p) for p in paths))
@@ -114,7 +120,7 @@ def make_score_fn(run: RunContext, score_batch: int) -> ScoreFn:
         was_training = net.training
         net.eval()
         try:
-            with torch.no_grad(), autocast(dev, run.use_amp):
+            with torch.no_grad(), autocast(dev, use_amp):
                 for j, g in enumerate(uniq):
                     for i in range(0, images.shape[0], batch_size):
                         out = net(images[i:i + batch_size], g)
@@ -141,7 +147,10 @@ class GreedyStrategy(Strategy):
     def __init__(self, options: GreedyOptions, run: RunContext, score_fn: ScoreFn | None = None) -> None:
         super().__init__(options, run)
         o = options
-        self.score_fn = score_fn if score_fn is not None else make_score_fn(run, o.score_batch)
+        if score_fn is None:
+            images, labels, n = scoring_batch(run, o.score_batch)
+            score_fn = make_score_fn(run.supernet, images, labels, n, run.info, run.batch_size, run.use_amp)
+        self.score_fn = score_fn
         self.total_steps = run.total_steps
         self.steps_per_epoch = run.steps_per_epoch
         self.epochs = run.epochs

@@ -164,3 +164,15 @@ def test_pre_seam_checkpoint_is_refused_for_resume_but_still_evaluates(tmp_path,
         str(v) for v in space.smallest()), "--calib-batches", "1", "--torch-device", "cpu", "--json"], capsys)
     assert code == 0, err
     assert 0.0 <= json.loads(out)["top1"] <= 1.0
+
+
+def test_strategies_command_lists_every_strategy_with_its_options(capsys):
+    code, out, err = run_cli(["strategies", "--json"], capsys)
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert list(rows)[:3] == ["uniform", "constrained", "greedy"] and "test-distill" in rows
+    assert rows["greedy"]["options"]["m"] == 10 and rows["greedy"]["options"]["alpha"] == 0.08
+    assert rows["constrained"]["options"] == {"cost": "macs", "range": None, "bins": 8}
+    assert rows["uniform"]["options"] == {} and "SPOS Sec. 3.2" in rows["uniform"]["summary"]
+    code, out, _ = run_cli(["strategies"], capsys)
+    assert code == 0 and "GreedyNAS" in out

@@ -12,7 +12,7 @@ chosen per supernet:
   ratio), the central ``k x k`` taps of each depthwise kernel (elastic kernel, OFA's plain
   centre crop without its kernel transformation matrices) and skips the SE module when its spec
   has none. Candidates of one layer then share most of their weights, so far fewer steps train
-  every path (measured figures: docs/strategies.md).
+  every path (measured figures: docs/training.md).
 
 Which ops share a module follows from :func:`shared_key`, so a new space gets the right sharing
 without code here.

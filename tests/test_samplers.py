@@ -352,3 +352,29 @@ def test_configs_stored_before_the_seam_still_load(tmp_path):
     c = TrainConfig.from_dict(fx["constrained"])
     assert c.options == {"range": [2e5, 4e5], "bins": 1}
     assert TrainConfig.from_dict(c.to_dict()) == c
+
+
+def test_greedy_one_epoch_run_resumed_to_eight_does_not_stop_at_epoch_two():
+    """The new-user case: 19 steps per epoch, pool 16; a 1-epoch run resumed with 8 epochs. Fixed
+    path losses make the pool settle at once, so only the schedule can hold the rule back."""
+    s = tiny_space("mbv2")
+
+    def build(epochs):
+        run = RunContext.for_sampling(s, seed=1, epochs=epochs, steps_per_epoch=19)
+        return GreedyStrategy(parse_strategy_options("greedy", {"pool_size": 16, "alpha": 1.0}), run,
+                              score_fn=_sum_score)
+
+    first = build(1)
+    assert _run_epochs(first, 1, 19)[0] is None
+    resumed = build(8)
+    resumed.load_state_dict(_roundtrip(first.state_dict()))
+    assert resumed.earliest_stop_epoch() == 5 and "may end the run from epoch 5" in resumed.notes()[0]
+    stopped = None
+    for epoch in range(1, 8):
+        for step in range(epoch * 19, (epoch + 1) * 19):
+            resumed.paths(step)
+        resumed.end_epoch(epoch)
+        if resumed.should_stop:
+            stopped = epoch + 1
+            break
+    assert stopped == 5  # alpha=1 fires at the first chance: after the exploration schedule

@@ -46,18 +46,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
 
 from hwnas.checkpoint import load_checkpoint, save_checkpoint, version_stamp
-from hwnas.data import DataSplits, load_data, take_batches, train_loader
+from hwnas.data import DataSplits, load_data, train_loader
 from hwnas.data.loaders import steps_per_epoch as count_steps
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json, atomic_write_text
 from hwnas.spaces import create_space
 from hwnas.spaces.base import SearchSpace
-from hwnas.supernet import Supernet, build_supernet
+from hwnas.supernet import build_supernet
 from hwnas.train import distributed as D
 from hwnas.train.config import TrainConfig
 from hwnas.train.strategies import (CostFn, CostFns, RunContext, StepBatch, Strategy, TrainModel,
@@ -448,7 +447,10 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
         save_checkpoint(out / CHECKPOINT, kind="supernet", space=space, model_state=net.state_dict(),
                         extra=extra)
         for name, content in strategy.artifacts().items():
-            write_pool_json(out / name, content) if "entries" in content else atomic_write_json(out / name, content)
+            if "entries" in content:  # one entry per line (candidate pools)
+                write_pool_json(out / name, content)
+            else:
+                atomic_write_json(out / name, content)
 
     show_bar = not quiet and info.is_main and console.is_terminal
     say = (lambda msg: console.print(msg, highlight=False, soft_wrap=True)) if (info.is_main and not quiet) else (lambda msg: None)

@@ -247,7 +247,7 @@ ERRORS = [
     (["--amp", "--torch-device", "cpu"], "--amp needs a CUDA device"),
     (["--torch-device", "tpu"], "--torch-device must be cpu or cuda, got 'tpu'"),
     (["--strategy", "constrained", "--opt", "range=1G,2G"], "no architecture of space 'mbv2' has MACs in [1,000,000,000, 2,000,000,000]: the space spans 105,832 .. 685,984"),
-    (["--strategy", "constrained", "--opt", "range=abc,1"], "strategy 'constrained': option range: 'abc' is not a number"),
+    (["--strategy", "constrained", "--opt", "range=abc,1"], "strategy 'constrained': option range: range 'abc' is not a number"),
     (["--strategy", "constrained", "--opt", "cost=latency"], "a latency range needs --device (and --runtime)"),
     (["--strategy", "constrained", "--opt", "cost=latency", "--device", "nosuchphone"], "nosuchphone"),
     (["--data", "cifar10"], "cifar10 needs --data-root DIR"),

@@ -163,24 +163,15 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def parse_count(text: str) -> float:
-    """``"2.5M"`` -> 2.5e6; accepts K / M / G suffixes (MACs ranges on the command line)."""
-    t = text.strip().upper()
-    mult = {"K": 1e3, "M": 1e6, "G": 1e9}.get(t[-1:], 1.0)
-    if t[-1:] in "KMG":
-        t = t[:-1]
-    try:
-        return float(t) * mult
-    except ValueError:
-        raise HwnasError(f"{text!r} is not a number (use e.g. 3000000, 3M or 0.3G)") from None
-
-
 def parse_range(text: str, what: str = "range") -> tuple[float, float]:
-    """``"2M,4M"`` -> (2e6, 4e6)."""
+    """``"2M,4M"`` -> (2e6, 4e6) (amounts as :func:`hwnas.units.parse_amount` reads them)."""
+    from hwnas.units import parse_amount
+
     parts = [p for p in text.replace(":", ",").split(",") if p.strip()]
     if len(parts) != 2:
         raise HwnasError(f"{what} must be LO,HI (e.g. 2M,4M), got {text!r}")
-    return parse_count(parts[0]), parse_count(parts[1])
+    lo, hi = (parse_amount(p.strip(), what, allow_zero=True) for p in parts)
+    return lo, hi
 
 
-__all__ = ["PAPER_BATCH", "PAPER_LR", "TrainConfig", "parse_count", "parse_range"]
+__all__ = ["PAPER_BATCH", "PAPER_LR", "TrainConfig", "parse_range"]

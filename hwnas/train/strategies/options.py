@@ -99,9 +99,9 @@ def _coerce(raw: Any, hint: Any, strategy: str, key: str) -> Any:
                 raise ValueError
             return int(raw) if not isinstance(raw, str) else int(raw.strip())
         if hint is float:
-            from hwnas.train.config import parse_count
+            from hwnas.units import parse_amount
 
-            return parse_count(raw) if isinstance(raw, str) else float(raw)
+            return parse_amount(raw.strip(), key, allow_zero=True) if isinstance(raw, str) else float(raw)
         return str(raw)
     except (TypeError, ValueError, HwnasError):
         kind = {bool: "true or false", int: "an integer", float: "a number"}.get(hint, "a string")

@@ -142,8 +142,7 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
 
     recipe = json.dumps({k: v for k, v in config.to_dict().items()
                          if k not in ("workers", "log_every", "data_root", "download", "strategy", "sharing",
-                                      "greedy_m", "greedy_k", "pool_size", "score_batch", "eps_max",
-                                      "warmup_steps", "stop_alpha", "early_stop", "macs_range",
+                                      "options", "device", "runtime", "tables_dir",
                                       "amp", "epochs")}, sort_keys=True)
     recipe_id = hashlib.sha256(f"{recipe}|{epochs}|{seed}".encode()).hexdigest()[:16]
     cache_path = out / "standalone.jsonl"

@@ -53,16 +53,16 @@ def main() -> None:
             if done.is_file():
                 rows.append(json.loads(done.read_text()))
                 continue
-            kw = {}
-            if strategy == "constrained":
-                kw["macs_range"] = (float(macs.min()), float(macs.max()))
+            options = {}
+            if strategy == "constrained":  # SPOS uniform-constraint ranges over the ground truth's MACs span
+                options["range"] = (float(macs.min()), float(macs.max()))
             if strategy == "greedy":
-                kw["early_stop"] = False
+                options["early_stop"] = False
             cfg = TrainConfig(space=gt.space["name"], width=gt.space["width"],
                               resolution=gt.space["resolution"], data=gt.data["name"],
                               split_seed=int(gt.data.get("split_seed", 0)), strategy=strategy,
                               sharing=sharing, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                              workers=0, **kw)
+                              workers=0, options=options)
             t0 = time.perf_counter()
             res = train_supernet(cfg, run, resume=(run / "last.pt").is_file(), quiet=True)
             train_s = time.perf_counter() - t0

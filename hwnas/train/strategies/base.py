@@ -101,9 +101,10 @@ class CostFns:
             if self.device is None:
                 raise HwnasError("a latency range needs --device (and --runtime): the latency table "
                                  "of which device?")
-            from hwnas.search.objectives import load_latency_predictor
+            from hwnas.latency.predict import LatencyPredictor
+            from hwnas.latency.table import load_table
 
-            return load_latency_predictor(self.device, self.space, self.runtime, self.tables_dir)
+            return LatencyPredictor(load_table(self.device, self.space, self.runtime, self.tables_dir), self.space)
         raise HwnasError(f"unknown cost {name!r}; allowed: {', '.join(self.names())}")
 
 

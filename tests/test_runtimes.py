@@ -183,3 +183,14 @@ def test_registry_and_profiles_import_no_runtime_package() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert out.stdout.strip() == "[]"
+
+
+def test_search_reads_the_table_of_the_requested_precision(capsys) -> None:
+    from conftest import run_cli
+
+    common = ["search", "--space", "mbv2", "--width", "0.35", "--resolution", "32", "--num-classes", "10",
+              "--device", "host", "--objectives", "latency,macs", "--pop", "4", "--gens", "1"]
+    code, _, err = run_cli([*common, "--precision", "int8", "--out", "unused"], capsys)
+    assert code == 2 and "mbv2-tflite-int8.json" in err  # no shipped int8 table: the file it looked for
+    code, _, err = run_cli([*common, "--runtime", "onnx", "--precision", "int8", "--out", "unused"], capsys)
+    assert code == 2 and "runtime 'onnx' has no precision 'int8'; allowed: fp32" in err

@@ -76,7 +76,7 @@ def checkpoint_error_objective(supernet: Any, ckpt: Mapping[str, Any], checkpoin
 def build_problem(*, checkpoint: str | Path | None = None, space: str | None = None,
                   width: float | None = None, resolution: int | None = None,
                   num_classes: int | None = None, device: str | None = None, runtime: str = "tflite",
-                  tables_dir: str | Path | None = None,
+                  tables_dir: str | Path | None = None, precision: str | None = None,
                   objectives: str | Sequence[str] | None = None,
                   budgets: Mapping[str, float | None] | None = None, use_pool: bool = True,
                   data: str | None = None, data_root: str | None = None, eval_batches: int | None = None,
@@ -88,8 +88,8 @@ def build_problem(*, checkpoint: str | Path | None = None, space: str | None = N
     searched; ``objectives`` are metric names (``error``, ``latency``, ``macs``, ``params``,
     ``bitops``, ``searched_bitops``, ``flops``, ``peak_act_bytes``; a list or comma-separated, by
     default :func:`default_objectives`); ``budgets`` maps metric names to upper bounds
-    (``{"latency": 20.0, "searched_bitops": 6.5e9}``); ``device`` / ``runtime`` / ``tables_dir``
-    locate the latency table. The remaining settings configure the error objective
+    (``{"latency": 20.0, "searched_bitops": 6.5e9}``); ``device`` / ``runtime`` / ``precision`` /
+    ``tables_dir`` locate the latency table. The remaining settings configure the error objective
     (:func:`checkpoint_error_objective`).
     """
     from hwnas.cost import CostModel
@@ -125,11 +125,12 @@ def build_problem(*, checkpoint: str | Path | None = None, space: str | None = N
     cm = CostModel(sp)
     latency = None
     if device is not None and ("latency" in names or budgets.get("latency") is not None):
-        latency = load_latency_predictor(device, sp, runtime, tables_dir)
+        latency = load_latency_predictor(device, sp, runtime, tables_dir, precision)
     error = None
     settings: dict[str, Any] = {
         "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
-        "device": device, "runtime": runtime if device else None}
+        "device": device, "runtime": runtime if device else None,
+        "precision": (precision or "fp32") if device else None}
     if "error" in names:
         if supernet is None:
             raise HwnasError("the error objective needs --checkpoint (a trained supernet)")

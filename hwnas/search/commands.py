@@ -21,9 +21,10 @@ def register(app: typer.Typer) -> None:
         width: Annotated[Optional[float], typer.Option(help="Width multiplier for --space.")] = None,
         resolution: Annotated[Optional[int], typer.Option(help="Input resolution for --space.")] = None,
         num_classes: Annotated[Optional[int], typer.Option("--num-classes", help="Classes for --space.")] = None,
-        device: Annotated[Optional[str], typer.Option(help="Device whose latency table predicts latency (latency_tables/<device>/).")] = None,
+        device: Annotated[Optional[str], typer.Option(help="Device whose latency table predicts latency (<tables-dir>/<device>/).")] = None,
         runtime: Annotated[str, typer.Option(help="Runtime of the latency table.")] = "tflite",
-        tables_dir: Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: the repo's latency_tables/).")] = None,
+        precision: Annotated[Optional[str], typer.Option(help="Precision of the latency table: fp32 (default) or int8.")] = None,
+        tables_dir: Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: the shipped hwnas/latency_tables/).")] = None,
         max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", help="Latency budget in ms (needs --device).")] = None,
         max_macs: Annotated[Optional[str], typer.Option("--max-macs", help="MACs budget, e.g. 330M.")] = None,
         max_params: Annotated[Optional[str], typer.Option("--max-params", help="Parameter budget, e.g. 5M.")] = None,
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
 
         setup = build_problem(
             checkpoint=checkpoint, space=space, width=width, resolution=resolution,
-            num_classes=num_classes, device=device, runtime=runtime, tables_dir=tables_dir,
+            num_classes=num_classes, device=device, runtime=runtime, precision=precision, tables_dir=tables_dir,
             objectives=objectives,
             budgets={"latency": max_latency_ms, "macs": parse_optional_amount(max_macs, "--max-macs"),
                      "params": parse_optional_amount(max_params, "--max-params"),

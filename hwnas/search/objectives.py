@@ -180,11 +180,13 @@ def error_objective(evaluator: Any = None, *, supernet: Any = None, eval_batches
 
 
 def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tflite",
-                           root: str | Path | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """The vectorised latency predictor of ``device`` / ``runtime`` for ``space``.
+                           root: str | Path | None = None, precision: str | None = None
+                           ) -> Callable[[np.ndarray], np.ndarray]:
+    """The vectorised latency predictor of ``device`` / ``runtime`` at ``precision`` (default
+    fp32) for ``space``.
 
     Owned by the latency stage (``hwnas.latency``): the table file
-    (``<root or latency_tables>/<device>/<space>-<runtime>.json``), its calibration and the checks that it
+    (``<root or hwnas/latency_tables>/<device>/<space>-<runtime>[-<precision>].json``), its calibration and the checks that it
     belongs to ``space`` and ``runtime`` live there; their errors pass through unchanged.
     """
     try:
@@ -193,7 +195,7 @@ def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tfli
     except ImportError:
         raise HwnasError("no latency table support installed (hwnas.latency cannot be imported): "
                          "latency objectives and --max-latency-ms are unavailable") from None
-    return LatencyPredictor(load_table(device, space, runtime, root), space)
+    return LatencyPredictor(load_table(device, space, runtime, root, precision), space)
 
 
 # ---- budgets -----------------------------------------------------------------------------------

@@ -53,29 +53,38 @@ def _config(strategy: str, sharing: str, dry: bool, **extra):
     from hwnas.train.config import TrainConfig
 
     size = _size(dry)
+    seam = "options" in TrainConfig.__dataclass_fields__  # strategies own their options
     kw: dict = {}
-    if strategy == "constrained":  # the middle third of the space's MACs range
+    if strategy == "constrained" and not seam:  # the middle third of the space's MACs range
         s = create_space("mbv2", num_classes=10, **size)
         lo, hi = CostModel(s)(np.array([s.smallest(), s.largest()]))["macs"]
         kw["macs_range"] = (float(lo + (hi - lo) / 3), float(lo + 2 * (hi - lo) / 3))
     if strategy == "greedy":
-        kw.update(greedy_m=4, greedy_k=2, pool_size=4, score_batch=32, warmup_steps=1, early_stop=False)
+        greedy = dict(m=4, k=2, pool_size=4, score_batch=32, warmup_steps=1, early_stop=False)
+        kw.update({"options": greedy} if seam else {f"greedy_{k}" if k in ("m", "k") else k: v
+                                                     for k, v in greedy.items()})
     return TrainConfig(space="mbv2", data="fake", strategy=strategy, sharing=sharing,
                        batch_size=8 if dry else 64, lr=0.05, epochs=1, steps_per_epoch=3,
                        workers=0 if dry else 2, amp=not dry, log_every=1, **size, **kw, **extra)
 
 
-def steps(out: Path, dry: bool) -> dict:
-    """One short training run (3 steps, AMP on CUDA) per strategy and weight sharing."""
+def _train(config, out: Path, dev: torch.device):
+    import inspect
+
     from hwnas.train.loop import train_supernet
 
+    key = "torch_device" if "torch_device" in inspect.signature(train_supernet).parameters else "device"
+    return train_supernet(config, out, quiet=True, **{key: dev.type})
+
+
+def steps(out: Path, dry: bool) -> dict:
+    """One short training run (3 steps, AMP on CUDA) per strategy and weight sharing."""
     dev = _device(dry)
     results = {}
     for strategy in STRATEGIES:
         for sharing in SHARINGS:
             t0 = time.perf_counter()
-            r = train_supernet(_config(strategy, sharing, dry), out / f"{strategy}-{sharing}",
-                               device=str(dev.type), quiet=True)
+            r = _train(_config(strategy, sharing, dry), out / f"{strategy}-{sharing}", dev)
             _sync(dev)
             ok = r.steps >= 1 and r.final_loss is not None and math.isfinite(r.final_loss)
             results[f"{strategy}-{sharing}"] = {"steps": r.steps, "loss": r.final_loss, "ok": ok,

@@ -26,6 +26,26 @@ SHARINGS = ("independent", "elastic")
 PAPERS = {"SPOS (NAS-Bench-201, CIFAR-10)": 0.55, "K-shot NAS (NAS-Bench-201, CIFAR-10)": 0.6264}
 
 
+def _config(TrainConfig, gt, strategy: str, sharing: str, a, macs):  # noqa: N803
+    """The run's TrainConfig, with the strategy seam's ``options`` where it exists.
+
+    Seam: ``constrained`` draws a random MACs range per step over the space (SPOS Sec. 3);
+    before it, ``constrained`` samples inside the ground truth's MACs span. ``greedy`` runs
+    without its stopping rule either way, so every strategy trains the same steps."""
+    common = dict(space=gt.space["name"], width=gt.space["width"], resolution=gt.space["resolution"],
+                  data=gt.data["name"], split_seed=int(gt.data.get("split_seed", 0)), strategy=strategy,
+                  sharing=sharing, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, workers=0)
+    if "options" in TrainConfig.__dataclass_fields__:
+        opts = {"early_stop": False} if strategy == "greedy" else {}
+        return TrainConfig(**common, options=opts)
+    kw = {}
+    if strategy == "constrained":
+        kw["macs_range"] = (float(macs.min()), float(macs.max()))
+    if strategy == "greedy":
+        kw["early_stop"] = False
+    return TrainConfig(**common, **kw)
+
+
 def main() -> None:
     from hwnas.ranking.score import score_checkpoint
     from hwnas.ranking.truth import load_ground_truth
@@ -53,18 +73,10 @@ def main() -> None:
             if done.is_file():
                 rows.append(json.loads(done.read_text()))
                 continue
-            options = {}
-            if strategy == "constrained":  # SPOS uniform-constraint ranges over the ground truth's MACs span
-                options["range"] = (float(macs.min()), float(macs.max()))
-            if strategy == "greedy":
-                options["early_stop"] = False
-            cfg = TrainConfig(space=gt.space["name"], width=gt.space["width"],
-                              resolution=gt.space["resolution"], data=gt.data["name"],
-                              split_seed=int(gt.data.get("split_seed", 0)), strategy=strategy,
-                              sharing=sharing, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                              workers=0, options=options)
+            cfg = _config(TrainConfig, gt, strategy, sharing, a, macs)
             t0 = time.perf_counter()
             res = train_supernet(cfg, run, resume=(run / "last.pt").is_file(), quiet=True)
+            code = "strategy seam" if "options" in TrainConfig.__dataclass_fields__ else "pre-seam samplers"
             train_s = time.perf_counter() - t0
             score = score_checkpoint(run / "last.pt", gt.path, calib_batches=a.calib_batches, out=run)
             row = {"strategy": strategy, "sharing": sharing, "steps": res.steps,
@@ -72,7 +84,7 @@ def main() -> None:
                    **{k: score.correlations[k] for k in ("kendall", "spearman", "pearson")},
                    "top5_in_top10": score.top5_in_top10,
                    "supernet_top1_mean": float(sum(r["supernet_top1"] for r in score.rows) / len(score.rows)),
-                   "config": cfg.to_dict()}
+                   "code": code, "config": cfg.to_dict()}
             done.write_text(json.dumps(row, indent=2))
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "config"}), flush=True)

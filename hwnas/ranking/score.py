@@ -10,7 +10,6 @@ a supernet must beat) and the ground truth's seed-to-seed correlation (its noise
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.io import atomic_write, atomic_write_json
+from hwnas.io import atomic_write_json
 from hwnas.ranking.metrics import correlations, top_k_found
-from hwnas.ranking.plot import plot_ranking
+from hwnas.ranking.report import plot_ranking, write_rows_csv
 from hwnas.ranking.truth import GroundTruth, load_ground_truth
 
 TOP_K, WITHIN = 5, 10
@@ -90,14 +89,7 @@ def score_checkpoint(checkpoint: str | Path, ground_truth: str | Path, *, split:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"truth_{Path(str(truth.path)).stem}"
     csv_path, plot_path, json_path = (out / f"{stem}.{ext}" for ext in ("csv", "png", "json"))
-
-    def write_csv(p: Path) -> None:
-        with open(p, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-
-    atomic_write(csv_path, write_csv)
+    write_rows_csv(csv_path, rows)
     plot_ranking(plot_path, rows, corr,
                  f"{truth.describe()}: {config.strategy} {config.sharing} supernet vs ground truth "
                  f"({len(rows)} subnets, seed-to-seed Kendall {_fmt(truth.seed_to_seed()['kendall'])})")

@@ -27,7 +27,6 @@ settings reuses them (the long part resumes).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import time
@@ -40,12 +39,11 @@ import torch
 from rich.console import Console
 
 from hwnas.cost import CostModel
-from hwnas.data import DataSplits, train_loader
-from hwnas.data.loaders import steps_per_epoch as count_steps
+from hwnas.data import DataSplits
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write, atomic_write_json
+from hwnas.io import atomic_write_json
 from hwnas.ranking.metrics import correlations
-from hwnas.ranking.plot import plot_ranking
+from hwnas.ranking.report import plot_ranking, write_rows_csv
 from hwnas.ranking.sample import spread_sample
 from hwnas.spaces.base import SearchSpace
 from hwnas.supernet import Subnet
@@ -71,29 +69,16 @@ class RankCheckResult:
 
 def train_standalone(space: SearchSpace, genes: tuple[int, ...], data: DataSplits, config: TrainConfig,
                      epochs: int, device: torch.device, seed: int) -> Subnet:
-    """Train the static subnet ``genes`` from scratch with the supernet run's recipe."""
-    from hwnas.train.loop import build_criterion, build_optimizer, build_scheduler
+    """Train the static subnet ``genes`` from scratch with the supernet run's recipe (optimizer,
+    schedule, batch size, label smoothing; no warm-up, default initialisation)."""
+    from hwnas.ranking.standalone import StandaloneRecipe, train_subnet
 
-    torch.manual_seed(seed)
-    model = Subnet(space, genes).to(device).train()
-    per_epoch = count_steps(len(data.train), config.batch_size)
-    if config.steps_per_epoch is not None:
-        per_epoch = min(per_epoch, config.steps_per_epoch)
-    optimizer = build_optimizer(model, config, config.base_lr(1))
-    scheduler = build_scheduler(optimizer, epochs * per_epoch)
-    criterion = build_criterion(config)
-    for epoch in range(epochs):
-        loader = train_loader(data.train, batch_size=config.batch_size, seed=seed, epoch=epoch,
-                              workers=config.workers)
-        for b, (x, y) in enumerate(loader):
-            if b >= per_epoch:
-                break
-            x, y = x.to(device), y.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            criterion(model(x), y).backward()
-            optimizer.step()
-            scheduler.step()
-    return model.eval()
+    recipe = StandaloneRecipe(epochs=epochs, batch_size=config.batch_size, lr=config.base_lr(1),
+                              momentum=config.momentum, nesterov=config.nesterov,
+                              weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
+                              warmup_steps=0, steps_per_epoch=config.steps_per_epoch,
+                              zero_init_residual=False)
+    return train_subnet(space, genes, data, recipe, seed=seed, device=device)
 
 
 SAMPLES = ("uniform", "spread")
@@ -199,14 +184,7 @@ def rank_check(checkpoint: str | Path, *, n: int = 20, epochs: int = 5, out: str
     if seeds >= 2:
         baselines["seed_to_seed"] = correlations(col("standalone_top1_seed0"), col("standalone_top1_seed1"))
     csv_path, plot_path, json_path = out / "rank_check.csv", out / "rank_check.png", out / "rank_check.json"
-
-    def write_csv(p: Path) -> None:
-        with open(p, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-
-    atomic_write(csv_path, write_csv)
+    write_rows_csv(csv_path, rows)
     plot_ranking(plot_path, rows, corr["top1"],
           f"{space.name} w{space.width} r{space.resolution} {config.data}, {config.strategy} "
           f"{config.sharing} supernet, "

@@ -1,7 +1,8 @@
-"""The ranking scatter plot: stand-alone vs supernet top-1, coloured by MACs."""
+"""Ranking reports: the per-subnet CSV and the scatter plot (stand-alone vs supernet top-1, coloured by MACs)."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -29,3 +30,15 @@ def plot_ranking(path: Path, rows: list[dict[str, Any]], corr: dict[str, float |
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png"))
     plt.close(fig)
+
+
+def write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One row per subnet, columns in the order of the first row; written atomically."""
+
+    def write(p: Path) -> None:
+        with open(p, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+    atomic_write(path, write)

@@ -68,6 +68,15 @@ def test_build_writes_a_complete_file_that_round_trips_and_resumes(truth_file):
                                  out=truth_file, split="search-val")
     assert len(partial.read_text().splitlines()) == 6
     assert [e.top1 for e in rebuilt.subnets] == [e.top1 for e in gt.subnets]
+    # every other subnet of the same spread: nothing to train either
+    half = build_ground_truth("mbv2", width=0.25, resolution=16, n=3, seeds=(0, 1), recipe=TINY,
+                              out=truth_file, split="search-val", stride=2)
+    assert [e.genes for e in half.subnets] == [gt.subnets[0].genes, gt.subnets[2].genes]
+    assert half.sample == {"method": "spread", "n": 3, "stride": 2, "seed": 0}
+    assert len(partial.read_text().splitlines()) == 6
+    gt.save(truth_file)  # the other tests use all three
+    with pytest.raises(HwnasError, match="leaves 1 subnet"):
+        build_ground_truth("mbv2", width=0.25, resolution=16, n=3, recipe=TINY, out=truth_file, stride=3)
 
 
 def test_stand_alone_training_is_a_function_of_the_seed():

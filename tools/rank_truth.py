@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=30)
     ap.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
     ap.add_argument("--sample-seed", type=int, default=0)
+    ap.add_argument("--stride", type=int, default=1,
+                    help="keep every k-th of the n spread subnets (resume later with 1 for the rest)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--epochs", type=int, default=d.epochs)
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         gt = build_ground_truth(a.space, width=a.width, resolution=a.resolution, data=a.data, n=a.n,
                                 seeds=seeds, recipe=recipe, out=a.out, sample_seed=a.sample_seed,
-                                split=a.split, log=lambda m: print(m, flush=True))
+                                split=a.split, stride=a.stride, log=lambda m: print(m, flush=True))
     except HwnasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -211,12 +211,15 @@ def load_ground_truth(spec: str | Path) -> GroundTruth:
 def build_ground_truth(space_name: str, *, width: float, resolution: int, data: str = "gratings",
                        n: int = 30, seeds: Sequence[int] = (0, 1), recipe: StandaloneRecipe | None = None,
                        out: str | Path, sample_seed: int = 0, split: str = "test", split_seed: int = 0,
-                       device: str = "cpu",
+                       stride: int = 1, device: str = "cpu",
                        log: Callable[[str], None] | None = None) -> GroundTruth:
     """Train ``n`` subnets spread over the MACs range once per seed and write the ground truth.
 
     Every finished training is appended to ``<out>.partial.jsonl`` (keyed by genes, seed and
     recipe); a rerun with the same settings skips them, so an interrupted build resumes.
+    ``stride`` > 1 keeps every ``stride``-th of the ``n`` spread subnets (the whole MACs range at
+    a fraction of the cost); a later build with ``stride`` 1 and the same partial file trains only
+    the others.
     """
     import torch
 
@@ -231,6 +234,8 @@ def build_ground_truth(space_name: str, *, width: float, resolution: int, data: 
     recipe = recipe or StandaloneRecipe()
     if n < 2:
         raise HwnasError(f"--n must be >= 2 to rank subnets, got {n}")
+    if stride < 1:
+        raise HwnasError(f"--stride must be >= 1, got {stride}")
     if len(seeds) < 1 or len(set(seeds)) != len(seeds):
         raise HwnasError(f"--seeds must be distinct integers, got {list(seeds)}")
     log = log or (lambda msg: None)
@@ -238,7 +243,9 @@ def build_ground_truth(space_name: str, *, width: float, resolution: int, data: 
     splits = load_data(data, resolution=resolution, split_seed=split_seed)
     space = create_space(space_name, width=width, resolution=resolution, num_classes=splits.num_classes,
                          in_channels=splits.in_channels)
-    archs = spread_sample(space, n, np.random.default_rng(sample_seed))
+    archs = spread_sample(space, n, np.random.default_rng(sample_seed))[::stride]
+    if len(archs) < 2:
+        raise HwnasError(f"--n {n} with --stride {stride} leaves {len(archs)} subnet(s); at least 2 are needed")
     costs = CostModel(space)(np.array(archs))
     eval_batches = take_batches(splits.split(split), 500)
     key = json.dumps({"space": space.config(), "data": data, "split": split, "split_seed": split_seed,
@@ -254,7 +261,7 @@ def build_ground_truth(space_name: str, *, width: float, resolution: int, data: 
             if rec.get("key") == key:
                 done[tuple(rec["genes"]), int(rec["seed"])] = rec
     dev = torch.device(device)
-    total = n * len(seeds)
+    total = len(archs) * len(seeds)
     for i, g in enumerate(archs):
         for seed in seeds:
             if (g, seed) in done:
@@ -268,7 +275,7 @@ def build_ground_truth(space_name: str, *, width: float, resolution: int, data: 
             with open(partial, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(rec) + "\n")
             done[g, seed] = rec
-            log(f"[{len(done)}/{total}] subnet {i} seed {seed}: top-1 {100 * res.top1:.2f} % "
+            log(f"[{sum((a, s) in done for a in archs for s in seeds)}/{total}] subnet {i} seed {seed}: top-1 {100 * res.top1:.2f} % "
                 f"({int(costs['macs'][i]) / 1e6:.2f} MMACs, {rec['seconds']:.1f} s)")
     entries = tuple(
         TruthEntry(g, int(costs["macs"][i]), int(costs["params"][i]),
@@ -280,7 +287,8 @@ def build_ground_truth(space_name: str, *, width: float, resolution: int, data: 
                      data={"name": data, "split_seed": split_seed, "split": split,
                            "images": len(splits.split(split)), "sizes": splits.sizes()},
                      recipe=recipe, seeds=tuple(int(s) for s in seeds),
-                     sample={"method": "spread", "n": n, "seed": sample_seed}, subnets=entries,
+                     sample={"method": "spread", "n": n, "stride": stride, "seed": sample_seed},
+                     subnets=entries,
                      versions=version_stamp(),
                      created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), path=out)
     gt.save(out)

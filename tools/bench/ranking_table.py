@@ -29,14 +29,15 @@ PAPERS = {"SPOS (NAS-Bench-201, CIFAR-10)": 0.55, "K-shot NAS (NAS-Bench-201, CI
 def _config(TrainConfig, gt, strategy: str, sharing: str, a, macs):  # noqa: N803
     """The run's TrainConfig, with the strategy seam's ``options`` where it exists.
 
-    Seam: ``constrained`` draws a random MACs range per step over the space (SPOS Sec. 3);
-    before it, ``constrained`` samples inside the ground truth's MACs span. ``greedy`` runs
+    Seam: ``constrained`` draws a random MACs range per step inside the ground truth's MACs span
+    (SPOS Sec. 3); before it, ``constrained`` samples uniformly inside that span. ``greedy`` runs
     without its stopping rule either way, so every strategy trains the same steps."""
     common = dict(space=gt.space["name"], width=gt.space["width"], resolution=gt.space["resolution"],
                   data=gt.data["name"], split_seed=int(gt.data.get("split_seed", 0)), strategy=strategy,
                   sharing=sharing, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, workers=0)
     if "options" in TrainConfig.__dataclass_fields__:
-        opts = {"early_stop": False} if strategy == "greedy" else {}
+        opts = {"greedy": {"early_stop": False},
+                "constrained": {"range": (float(macs.min()), float(macs.max()))}}.get(strategy, {})
         return TrainConfig(**common, options=opts)
     kw = {}
     if strategy == "constrained":

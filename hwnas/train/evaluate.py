@@ -1,4 +1,4 @@
-"""Evaluating subnets with inherited supernet weights (SPOS, seed 003, Sec. 3.3).
+"""Evaluating subnets with inherited supernet weights (SPOS Sec. 3.3).
 
 Each subnet is materialized (a plain copy of its weights), its BatchNorm statistics are
 recalibrated on training images, then it is evaluated. The supernet itself, its weights and its

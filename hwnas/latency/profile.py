@@ -4,9 +4,8 @@ The one-op models are exported first; then every key is measured ``rounds`` time
 over the keys, and its entry keeps the median of its *quietest* round (the lowest round median).
 A disturbance (another job on the host, the hypervisor, a DVFS ramp or a background task on a
 phone) only ever slows a round down, and round-robin spreads it over a few keys' rounds instead
-of all repetitions of one key. On the 2-core development VM, 11 % of single 30-run medians were
-more than 10 % off; with 5 rounds and the quietest one kept, 98-100 % of 100 held-out subnets were
-predicted within +-10 % even in a disturbed hour (the median of the rounds: 92 %).
+of all repetitions of one key (what that gains on a real machine: docs/latency.md, "Measurement
+hygiene").
 
 Each measured round is written to the table atomically, so a profile that is killed or loses its
 device halfway resumes where it stopped (``resume=True``). Several devices can be profiled in

@@ -2,9 +2,9 @@
 
 Some disturbances leave no trace a runner can read: on a virtual machine the hypervisor takes the
 CPU away, a phone's governor drops the clock, a background job starts on a core the profile does
-not own. On the 2-core development host one such episode slowed *every* measurement by 20-45 %
-for tens of seconds while no other task was runnable inside the machine; a calibration fitted in
-that window was 38 % off on the subnets validated a minute later.
+not own. Such an episode can slow *every* measurement for tens of seconds while no other task is
+runnable inside the machine, and a calibration fitted in that window is off on every subnet
+validated later (figures from the development machine: docs/latency.md, "Measurement hygiene").
 
 Latency only ever gets worse under a disturbance, so the fastest time a fixed reference model has
 shown is a good estimate of the quiet machine. :class:`QuietGuard` measures that canary, and

@@ -259,14 +259,14 @@ def test_spos_training_steps_reduce_loss_and_train_alphas():
     """Uniform sampling of channels and bits per step (SPOS) on digits: the loss of a fixed set of
     paths on a fixed batch drops, and the PACT alphas move."""
     from hwnas.data import load_data, take_batches
-    from hwnas.train.samplers import create_sampler
+    from hwnas.train.strategies import RunContext, create_strategy
 
     torch.manual_seed(0)
     s = mp_space("resnet18-mp", resolution=16)
     data = load_data("digits", resolution=16, in_channels=3)
     batches = take_batches(data.train_clean, 64, max_batches=8, seed=0)
     net = build_supernet(s)
-    sampler = create_sampler("uniform", s)
+    sampler = create_strategy("uniform", {}, RunContext.for_sampling(s, steps_per_epoch=40))
     probe_paths = [s.sample(np.random.default_rng(i)) for i in range(4)]
     x0, y0 = batches[0]
 
@@ -281,7 +281,8 @@ def test_spos_training_steps_reduce_loss_and_train_alphas():
     paths = set()
     for step in range(40):
         x, y = batches[step % len(batches)]
-        (g,) = sampler.paths(step)
+        (run,) = sampler.paths(step)
+        g = run.genes
         paths.add(g)
         net.train()
         loss = torch.nn.functional.cross_entropy(net(x, g), y)

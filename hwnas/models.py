@@ -20,8 +20,11 @@ def supernet_from_checkpoint(path: str | Path, space_name: str | None = None) ->
     return net.eval(), ckpt
 
 
-def sharing_of(ckpt: dict) -> str:
-    """The weight sharing a supernet checkpoint was trained with (``independent`` before it was stored)."""
+def sharing_of(ckpt: dict) -> str | dict:
+    """The weight sharing a supernet checkpoint was trained with: its provider config (e.g. K-shot
+    NAS's K copies) when stored, else its name (``independent`` before it was stored)."""
+    if isinstance(ckpt.get("sharing_config"), dict):
+        return ckpt["sharing_config"]
     return str(ckpt.get("sharing", "independent"))
 
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from hwnas.nn.blocks import build_op
-from hwnas.nn.sharing import create_sharing, sharing_names
+from hwnas.nn.sharing import WeightSharing, create_sharing, sharing_names
 from hwnas.spaces.base import OpSpec, SearchSpace
 
 #: weight-sharing styles of a supernet (see the module docstring); the first is the default.
@@ -86,7 +86,7 @@ class Supernet(nn.Module):
     module per block, sliced by kernel, width and SE); see the module docstring.
     """
 
-    def __init__(self, space: SearchSpace, sharing: str = "independent") -> None:
+    def __init__(self, space: SearchSpace, sharing: str | dict[str, Any] | WeightSharing = "independent") -> None:
         super().__init__()
         self.space = space
         self.provider = create_sharing(sharing)
@@ -105,8 +105,10 @@ class Supernet(nn.Module):
         for widest in widest_of:
             names = {key: f"c{j}" for j, key in enumerate(widest)}
             self._names.append(names)
-            blocks.append(nn.ModuleDict({names[k]: build_op(s) for k, s in widest.items()}))
+            blocks.append(nn.ModuleDict({names[k]: self.provider.build(s) for k, s in widest.items()}))
         self.blocks = nn.ModuleList(blocks)
+        #: the provider's own modules (K-shot NAS's simplex-net); empty for single-copy providers
+        self.shared = nn.ModuleDict(self.provider.modules(space))
 
     def module_for(self, spec: OpSpec) -> nn.Module:
         """The supernet module that executes ``spec`` (a fixed op or a block candidate)."""
@@ -119,7 +121,10 @@ class Supernet(nn.Module):
 
     def forward(self, x: torch.Tensor, genes: Sequence[int], mix: Any = None) -> torch.Tensor:  # type: ignore[override]
         """Run the path ``genes``; ``mix`` (a strategy's per-path weight combination) goes to the
-        weight-sharing provider, which runs every block (:meth:`WeightSharing.run`)."""
+        weight-sharing provider, which runs every block (:meth:`WeightSharing.run`); without one the
+        provider's :meth:`~WeightSharing.path_mix` is used (None for single-copy providers)."""
+        if mix is None:
+            mix = self.provider.path_mix(self, genes)
         fixed_i = 0
         run = self.provider.run
         for spec in self.space.layers(genes):
@@ -152,7 +157,7 @@ class PathModule(nn.Module):
         return self.supernet(x, self.genes)
 
 
-def build_supernet(space: SearchSpace, sharing: str = "independent") -> Supernet:
+def build_supernet(space: SearchSpace, sharing: str | dict[str, Any] | WeightSharing = "independent") -> Supernet:
     """The supernet of ``space`` with freshly initialised weights (``sharing``: see :data:`SHARING`)."""
     return Supernet(space, sharing)
 
@@ -182,8 +187,12 @@ def materialize(supernet: Supernet, genes: Sequence[int]) -> Subnet:
     subnet or the path before evaluation or export: shared BN statistics mix all paths (SPOS Sec. 3).
     """
     sub = Subnet(supernet.space, genes)
-    for spec, module in zip(sub.specs, sub.ops):
-        _copy_slices(module, supernet.module_for(spec))
+    provider = supernet.provider
+    with torch.no_grad():
+        mix = provider.path_mix(supernet, sub.genes)
+        for spec, module in zip(sub.specs, sub.ops):
+            src = supernet.module_for(spec)
+            _copy_slices(module, provider.bake(src, spec, mix) if spec.block >= 0 else src)
     sub.train(supernet.training)
     return sub
 

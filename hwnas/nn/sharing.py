@@ -24,6 +24,7 @@ Built in:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -33,11 +34,14 @@ from hwnas.errors import HwnasError
 from hwnas.spaces.base import OpSpec
 
 _SHARING: dict[str, type[WeightSharing]] = {}
+#: providers a strategy builds (K-shot NAS's K copies): loadable from checkpoints, not a --sharing choice
+_STRATEGY_SHARING: dict[str, type[WeightSharing]] = {}
 
 
-def register_sharing(cls: type[WeightSharing]) -> type[WeightSharing]:
-    """Class decorator: make ``cls`` available under ``cls.name``."""
-    _SHARING[cls.name] = cls
+def register_sharing(cls: type[WeightSharing], *, selectable: bool = True) -> type[WeightSharing]:
+    """Class decorator: make ``cls`` available under ``cls.name`` (``selectable=False``: only
+    strategies build it, e.g. on top of a selectable one)."""
+    (_SHARING if selectable else _STRATEGY_SHARING)[cls.name] = cls
     return cls
 
 
@@ -46,11 +50,27 @@ def sharing_names() -> list[str]:
     return list(_SHARING)
 
 
-def create_sharing(name: str) -> WeightSharing:
-    cls = _SHARING.get(name)
+def create_sharing(spec: str | Mapping[str, Any] | WeightSharing) -> WeightSharing:
+    """The provider named ``spec``, rebuilt from its :meth:`WeightSharing.config` (a dict with
+    ``name``), or ``spec`` itself when it already is one."""
+    if isinstance(spec, WeightSharing):
+        return spec
+    settings: dict[str, Any] = {}
+    if isinstance(spec, Mapping):
+        settings = {k: v for k, v in spec.items() if k != "name"}
+        spec = str(spec.get("name"))
+    cls = _SHARING.get(spec)
     if cls is None:
-        raise HwnasError(f"unknown weight sharing {name!r}; allowed: {', '.join(sharing_names())}")
-    return cls()
+        _load_plugins()
+        cls = _STRATEGY_SHARING.get(spec)
+    if cls is None:
+        raise HwnasError(f"unknown weight sharing {spec!r}; allowed: {', '.join(sharing_names())}")
+    return cls.from_config(settings)
+
+
+def _load_plugins() -> None:
+    """Providers that strategies build (K-shot NAS's K copies) register on import."""
+    from hwnas.nn import kshot  # noqa: F401
 
 
 class WeightSharing:
@@ -61,6 +81,36 @@ class WeightSharing:
     def key(self, spec: OpSpec) -> OpSpec:
         """The spec with the dimensions this provider shares removed: equal keys, one module."""
         return spec.module_key()
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, Any]) -> WeightSharing:
+        if settings:
+            raise HwnasError(f"weight sharing {cls.name!r} takes no settings, got {sorted(settings)}")
+        return cls()
+
+    def config(self) -> dict[str, Any]:
+        """What :func:`create_sharing` rebuilds this provider from (stored in checkpoints)."""
+        return {"name": self.name}
+
+    def build(self, spec: OpSpec) -> nn.Module:
+        """The module that holds the weights of the candidate ``spec`` (the widest merged spec)."""
+        from hwnas.nn.blocks import build_op
+
+        return build_op(spec)
+
+    def modules(self, space: Any) -> dict[str, nn.Module]:
+        """Extra modules of the supernet the provider needs (e.g. a simplex-net); part of its
+        state dict, so checkpoints carry them."""
+        return {}
+
+    def path_mix(self, supernet: nn.Module, genes: Sequence[int]) -> Any:
+        """The mix of a path run without one (evaluation, search): None for single-copy providers."""
+        return None
+
+    def bake(self, module: nn.Module, spec: OpSpec, mix: Any = None) -> nn.Module:
+        """A plain module holding the weights ``run(module, spec, x, mix)`` computes with
+        (:func:`hwnas.supernet.materialize` copies its slices)."""
+        return module
 
     def run(self, module: nn.Module, spec: OpSpec, x: torch.Tensor, mix: Any = None) -> torch.Tensor:
         """Execute ``spec`` on ``x`` with ``module``'s weights; ``mix`` is the strategy's per-path

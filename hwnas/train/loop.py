@@ -60,7 +60,7 @@ from hwnas.supernet import build_supernet
 from hwnas.train import distributed as D
 from hwnas.train.config import TrainConfig
 from hwnas.train.strategies import (CostFn, CostFns, RunContext, StepBatch, Strategy, TrainModel,
-                                    create_strategy, strategy_class)
+                                    create_strategy, parse_strategy_options, strategy_class)
 
 CHECKPOINT = "last.pt"
 CONFIG = "config.json"
@@ -374,7 +374,9 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
 
     # model, strategy, optimizers, schedules
     torch.manual_seed(config.seed)
-    net = build_supernet(space, config.sharing).to(dev)
+    provider = strategy_class(config.strategy).weight_sharing(
+        parse_strategy_options(config.strategy, config.options), config.sharing)
+    net = build_supernet(space, provider).to(dev)
     optimizer = build_optimizer(net, config, lr)
     scheduler = build_scheduler(optimizer, total_steps, lr_warmup)
     use_amp = config.amp and dev.type == "cuda"
@@ -435,6 +437,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
             return
         extra = {
             "train_config": config.to_dict(), "strategy": config.strategy, "sharing": net.sharing,
+            "sharing_config": net.provider.config(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "strategy_modules": train_model.extra.state_dict(),
             "strategy_optimizers": [{"optimizer": o.state_dict(),

@@ -164,6 +164,13 @@ class Strategy(ABC):
         self.should_stop = False
         self.stop_reason = ""
 
+    @classmethod
+    def weight_sharing(cls, options: StrategyOptions, sharing: str) -> Any:
+        """The weight provider of the run's supernet given ``--sharing`` (a name, a provider config
+        or a :class:`~hwnas.nn.sharing.WeightSharing`); by default that provider itself. K-shot NAS
+        returns K weight copies on top of it."""
+        return sharing
+
     # ---- per step ------------------------------------------------------------------------------
     @abstractmethod
     def paths(self, step: int) -> list[PathRun]:

@@ -40,9 +40,12 @@ PAPER_K = 8
 
 @dataclass(frozen=True)
 class Code:
-    """A path's simplex code ``lambda`` (shape ``(K,)``, non-negative, sums to 1)."""
+    """A path's simplex code ``lambda`` (shape ``(K,)``, non-negative, sums to 1). ``frozen`` runs
+    the path with the K copies held fixed: merged from detached weights, BN statistics of a
+    throw-away copy (K-shot NAS Eq. 8, the simplex-net's update)."""
 
     weights: torch.Tensor
+    frozen: bool = False
 
     @staticmethod
     def uniform(k: int, device: torch.device | str = "cpu") -> Code:
@@ -64,33 +67,38 @@ def _get(module: nn.Module, name: str) -> torch.Tensor:
 
 class KShotOp(nn.Module):
     """K copies of one candidate op: ``op`` is copy 0 (its structure, BN buffers and first weight
-    copy); ``copies[j][i]`` is parameter ``names[i]`` of copy ``j + 1``, independently initialised."""
+    copy); ``copies[i]`` stacks parameter ``names[i]`` of copies 2..K (shape ``(K-1, ...)``), each
+    copy initialised independently."""
 
     def __init__(self, build: Any, k: int) -> None:
         super().__init__()
         self.k = k
         self.op = build()
         self.names = [n for n, _ in self.op.named_parameters()]
-        self.copies = nn.ModuleList()
-        for _ in range(k - 1):
-            fresh = dict(build().named_parameters())
-            self.copies.append(nn.ParameterList([nn.Parameter(fresh[n].detach().clone()) for n in self.names]))
+        fresh = [dict(build().named_parameters()) for _ in range(k - 1)]
+        self.copies = nn.ParameterList(
+            [nn.Parameter(torch.stack([f[n].detach() for f in fresh])) for n in self.names] if k > 1 else [])
 
-    def merged(self, code: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{name: sum_k lambda_k theta_k}`` for every parameter of the op (Eq. 4)."""
+    def merged(self, code: torch.Tensor, frozen: bool = False) -> dict[str, torch.Tensor]:
+        """``{name: sum_k lambda_k theta_k}`` for every parameter of the op (Eq. 4); ``frozen``
+        merges detached copies (gradients reach the code only)."""
         code = code.to(dtype=torch.float32)
         out = {}
         for i, name in enumerate(self.names):
-            w = _get(self.op, name) * code[0]
-            for j, plist in enumerate(self.copies):
-                w = w + plist[i] * code[j + 1]
-            out[name] = w
+            first, rest = _get(self.op, name), self.copies[i]
+            if frozen:
+                first, rest = first.detach(), rest.detach()
+            out[name] = first * code[0] + torch.tensordot(code[1:], rest, dims=1)
         return out
 
-    def forward(self, x: torch.Tensor, spec: OpSpec, code: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if self.k == 1:
+    def forward(self, x: torch.Tensor, spec: OpSpec, code: torch.Tensor,  # type: ignore[override]
+                frozen: bool = False) -> torch.Tensor:
+        if self.k == 1 and not frozen:
             return self.op(x, spec)
-        return functional_call(self.op, self.merged(code), (x, spec), strict=False)
+        tensors = self.merged(code, frozen) if self.k > 1 else {n: _get(self.op, n).detach() for n in self.names}
+        if frozen:
+            tensors.update({n: b.clone() for n, b in self.op.named_buffers()})
+        return functional_call(self.op, tensors, (x, spec), strict=False)
 
 
 class SimplexNet(nn.Module):
@@ -187,7 +195,7 @@ class KShotSharing(WeightSharing):
         code = mix.weights if isinstance(mix, Code) else torch.as_tensor(mix)
         if code.shape != (self.k,):
             raise HwnasError(f"a K-shot code has {self.k} entries, got shape {tuple(code.shape)}")
-        return module(x, spec, code)
+        return module(x, spec, code, isinstance(mix, Code) and mix.frozen)
 
     def bake(self, module: nn.Module, spec: OpSpec, mix: Any = None) -> nn.Module:
         code = mix.weights if isinstance(mix, Code) else torch.as_tensor(mix)

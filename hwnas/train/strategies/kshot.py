@@ -161,13 +161,14 @@ class KShotStrategy(Strategy):
         self.last_code_max = float(code.max())
         outs = [net(x, runs[0].genes, Code(code))]
         # the simplex-net's paths: supernet weights and BN statistics fixed (Eq. 8)
-        frozen = {n: p.detach() for n, p in net.named_parameters() if not n.startswith("shared.")}
-        frozen.update({n: b.clone() for n, b in net.named_buffers()})
+        # (the blocks through Code.frozen, the stem / head / classifier here)
+        frozen = {f"fixed.{n}": p.detach() for n, p in net.fixed.named_parameters()}
+        frozen.update({f"fixed.{n}": b.clone() for n, b in net.fixed.named_buffers()})
         sruns = runs[1:]
         genes = torch.as_tensor(np.asarray([r.genes for r in sruns], dtype=np.int64), device=x.device)
         codes = simplex(genes)
         for r, xs, c in zip(sruns, x.tensor_split(len(sruns)), codes):
-            outs.append(functional_call(net, frozen, (xs, r.genes, Code(c)), strict=False))
+            outs.append(functional_call(net, frozen, (xs, r.genes, Code(c, frozen=True)), strict=False))
         self._rc = None
         if self._rc_paths:
             lam = simplex(torch.as_tensor(np.asarray(self._rc_paths, dtype=np.int64), device=x.device))

@@ -103,6 +103,23 @@ def lam_schedule(kind: str, epoch: float, epochs: float, lam_max: float, warmup_
     raise HwnasError(f"unknown rank-loss schedule {kind!r}; allowed: {', '.join(SCHEDULES)}")
 
 
+def balanced_pick(rng: np.random.Generator, flops: np.ndarray) -> int:
+    """Index drawn with probability ``FLOPs_i / sum_j FLOPs_j`` (PGONAS Sec. 3.1 balanced sampler);
+    uniform when every candidate has zero FLOPs."""
+    flops = np.asarray(flops, dtype=np.float64)
+    total = flops.sum()
+    return int(rng.choice(len(flops), p=flops / total if total > 0 else None))
+
+
+def pairwise_rank_loss(loss_a: torch.Tensor, loss_b: torch.Tensor, prior_a: float, prior_b: float) -> torch.Tensor:
+    """PGONAS Eq. 2: the path the prior ranks higher should have the lower loss,
+    ``max(0, L(better) - L(worse))``; zero when the prior ties."""
+    if prior_a == prior_b:
+        return torch.zeros((), device=loss_a.device)
+    better, worse = (loss_a, loss_b) if prior_a > prior_b else (loss_b, loss_a)
+    return torch.relu(better - worse)
+
+
 def prior_function(name: str, space: Any, *, zen_batch: int = 16, seed: int = 0) -> Callable[[Genes], float]:
     """``prior(genes) -> float`` (higher: expected better). A prior the space cannot compute is an
     :class:`HwnasError` naming the space and what the prior needs."""
@@ -190,9 +207,7 @@ class PgonasStrategy(Strategy):
     def balanced(self) -> Genes:
         """One of ``candidates`` uniform paths, drawn with probability FLOPs_i / sum_j FLOPs_j."""
         cands = self.space.sample_many(self.rng, self.o.candidates)
-        flops = np.asarray(self.macs(cands), dtype=np.float64)
-        p = flops / flops.sum() if flops.sum() > 0 else None
-        return tuple(int(v) for v in cands[int(self.rng.choice(len(cands), p=p))])
+        return tuple(int(v) for v in cands[balanced_pick(self.rng, self.macs(cands))])
 
     def paths(self, step: int) -> list[PathRun]:
         runs = [PathRun(self.largest, role="teacher"), PathRun(self.smallest, role="student")]
@@ -215,10 +230,7 @@ class PgonasStrategy(Strategy):
         ranked = [o for o, r in zip(out, runs) if r.role == "rank"]
         rank = torch.zeros((), device=y.device)
         for (ka, kb), ya, yb in zip(self._priors, ranked[0::2], ranked[1::2]):
-            if ka == kb:
-                continue
-            la, lb = crit(ya, y), crit(yb, y)
-            rank = rank + (torch.relu(la - lb) if ka > kb else torch.relu(lb - la))  # Eq. 2
+            rank = rank + pairwise_rank_loss(crit(ya, y), crit(yb, y), ka, kb)
         self.last_rank = float(rank.detach())
         total = ce + kd + self._lam * rank
         return StepLoss(total, {"teacher_loss": float(ce.detach()), "distill_loss": float(kd.detach()),

@@ -123,6 +123,7 @@ def test_kshot_resumes_bit_identically(straight, tmp_path):
     assert state_digest(a["model"]) == state_digest(b["model"])
 
 
+@pytest.mark.slow
 def test_kshot_materialized_subnet_exports(straight, tmp_path):
     from hwnas.export import export_model
 

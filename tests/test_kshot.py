@@ -16,10 +16,10 @@ from hwnas.supernet import build_supernet, materialize
 from hwnas.train import TrainConfig, train_supernet
 from hwnas.train.distributed import state_digest
 
-TINY = dict(space="mbv2", width=0.25, resolution=16, data="digits", batch_size=16, lr=0.05, workers=0,
-            steps_per_epoch=2, epochs=2, log_every=1, strategy="kshot")
+TINY = dict(space="mbv2-se-width", width=0.25, resolution=16, data="digits", batch_size=16, lr=0.05, workers=0,
+            steps_per_epoch=2, epochs=2, log_every=1, strategy="kshot", sharing="elastic")
 OPTS = {"k": 3, "warmup_epochs": 1, "paths": 2}
-ARGS = ["--space", "mbv2", "--width", "0.25", "--resolution", "16", "--batch-size", "16", "--lr", "0.05",
+ARGS = ["--space", "mbv2-se-width", "--sharing", "elastic", "--width", "0.25", "--resolution", "16", "--batch-size", "16", "--lr", "0.05",
         "--workers", "0", "--steps-per-epoch", "2", "--log-every", "1", "-q", "--strategy", "kshot"]
 
 
@@ -88,11 +88,11 @@ def test_kshot_trains_copies_and_simplex_net_after_the_warm_up(straight):
     out, res = straight
     assert res.steps == 4 and res.final_loss is not None
     ckpt = load_checkpoint(out / "last.pt")
-    assert ckpt["sharing_config"] == {"name": "kshot", "base": {"name": "independent"}, "k": 3,
+    assert ckpt["sharing_config"] == {"name": "kshot", "base": {"name": "elastic"}, "k": 3,
                                       "hidden": 64, "channel": True}
-    space = create_space("mbv2", width=0.25, resolution=16, num_classes=10)
+    space = create_space("mbv2-se-width", width=0.25, resolution=16, num_classes=10)
     torch.manual_seed(0)
-    net0 = build_supernet(space, KShotSharing("independent", k=3))
+    net0 = build_supernet(space, KShotSharing("elastic", k=3))
     init, trained = net0.state_dict(), ckpt["model"]
     moved = {k for k, _ in net0.named_parameters() if not torch.equal(init[k], trained[k])}
     assert any(".copies." in k for k in moved)  # the K copies learn
@@ -102,7 +102,8 @@ def test_kshot_trains_copies_and_simplex_net_after_the_warm_up(straight):
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [s for s in steps if s["kind"] == "step"]
     assert "simplex_loss" not in steps[1] and "simplex_loss" in steps[2]  # warm-up: 2 steps (1 epoch)
-    assert "r_c" not in steps[2]  # no width genes in mbv2: no channel branch, no r_c
+    assert "r_c" not in steps[1] and steps[2]["r_c"] > 0  # width genes: channel branch and r_c
+    assert any(k.startswith("shared.simplex.channel.0") for k in moved)
     # a reloaded checkpoint evaluates each path with its own code; materialize bakes it in
     net, _ = supernet_from_checkpoint(out / "last.pt")
     g = space.sample(np.random.default_rng(0))
@@ -128,7 +129,7 @@ def test_kshot_materialized_subnet_exports(straight, tmp_path):
     from hwnas.export import export_model
 
     out, _ = straight
-    space = create_space("mbv2", width=0.25, resolution=16, num_classes=10)
+    space = create_space("mbv2-se-width", width=0.25, resolution=16, num_classes=10)
     g = space.sample(np.random.default_rng(5))
     sub = subnet_from_checkpoint(out / "last.pt", genes_text=",".join(map(str, g)))
     (res,) = export_model(sub, tmp_path / "exp", formats=("onnx",), resolution=16)
@@ -138,9 +139,28 @@ def test_kshot_materialized_subnet_exports(straight, tmp_path):
 def test_kshot_errors_are_one_line_exit_2(straight, capsys, tmp_path):
     code, _, err = run_cli(["train", "--out", str(tmp_path / "a"), *ARGS, "--opt", "k=0"], capsys)
     assert code == 2 and "k must be >= 1" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run_cli(["train", "--out", str(tmp_path / "b"), *ARGS, "--opt", "channel=true"], capsys)
+    no_width = ["mbv2" if a == "mbv2-se-width" else a for a in ARGS]
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "b"), *no_width, "--opt", "channel=true"], capsys)
     assert code == 2 and "width genes" in err and len(err.strip().splitlines()) == 1
     out, _ = straight
     code, _, err = run_cli(["train", "--out", str(out), *ARGS, "--epochs", "3", "--resume", "--opt", "k=4",
                             "--opt", "warmup_epochs=1", "--opt", "paths=2"], capsys)
     assert code == 2 and "k=3" in err and "k=4" in err and len(err.strip().splitlines()) == 1
+
+
+def test_kshot_width_space_size_genes_and_parity():
+    full = create_space("mbv2-se-width")
+    assert full.size() == 5**23 * 12**6 * 13**15 and full.paper_size() == 5**24 * 13**21
+    space = create_space("mbv2-se-width", width=0.25, resolution=16, num_classes=10)
+    assert len(space.width_genes) == 23 and space.num_genes == 44
+    g = space.sample(np.random.default_rng(1))
+    assert space.encode(space.decode(g)) == g
+    wide, narrow = list(g), list(g)
+    for i in space.width_genes:
+        wide[i], narrow[i] = 4, 0
+    from hwnas.cost import CostModel
+
+    costs = CostModel(space)(np.asarray([wide, narrow]))
+    assert costs["macs"][0] > costs["macs"][1]
+    sub = materialize(build_supernet(space, "elastic").eval(), narrow)
+    assert sum(p.numel() for p in sub.parameters()) == costs["params"][1]  # cost model exact

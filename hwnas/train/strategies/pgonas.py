@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from hwnas.errors import HwnasError
-from hwnas.train.strategies.base import (Genes, PathRun, RunContext, StepBatch, StepLoss, Strategy,
+from hwnas.train.strategies.base import (CostFns, Genes, PathRun, RunContext, StepBatch, StepLoss, Strategy,
                                          soft_target_loss)
 from hwnas.train.strategies.options import StrategyOptions
 from hwnas.train.strategies.registry import register_strategy
@@ -185,13 +185,7 @@ class PgonasStrategy(Strategy):
         o = options
         self.o = o
         self.prior = prior_function(o.prior, self.space, zen_batch=o.zen_batch, seed=run.seed)
-        macs = run.costs.get("macs") if run.costs is not None else None
-        if macs is None:
-            from hwnas.cost import CostModel
-
-            model = CostModel(self.space)
-            macs = lambda m: model(m)["macs"]  # noqa: E731
-        self.macs = macs
+        self.macs = (run.costs or CostFns(self.space)).get("macs")
         self.largest, self.smallest = self.space.largest(), self.space.smallest()
         self.steps_per_epoch, self.epochs = run.steps_per_epoch, run.epochs
         self.warmup_epochs = (o.rank_warmup_epochs if o.rank_warmup_epochs is not None

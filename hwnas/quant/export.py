@@ -217,8 +217,7 @@ def export_onnx_qdq(model: nn.Module, path: str | Path, sample: torch.Tensor,
 
     ``reduce_range`` (default) stores weights in 7-bit containers (-64..63): onnxruntime's x86
     U8S8 kernels on CPUs without VNNI (AVX2) saturate their 16-bit intermediate sums with full
-    8-bit weights, which we measured as 58 % instead of 77 % top-1 on an ``mbv2-mp`` subnet
-    (the same QDQ model run unfused gives 77 %). Weights searched at up to 7 bits keep their
+    8-bit weights, a large accuracy loss (figures in docs/quantization.md). Weights searched at up to 7 bits keep their
     exact levels; 8-bit (and full-precision) layers lose their last bit in the ONNX model.
     """
     import onnx

@@ -28,9 +28,9 @@ def register_dataset(name: str, *, takes_arg: bool = False) -> Callable[[Builder
 
 
 def dataset_names() -> list[str]:
-    """Names as users type them (``imagefolder:PATH``)."""
+    """Names as users type them (``imagefolder:PATH``), sorted (not in import order)."""
     _load_builtin()
-    return [f"{n}:PATH" if arg else n for n, (_, arg) in _DATASETS.items()]
+    return [f"{n}:PATH" if arg else n for n, (_, arg) in sorted(_DATASETS.items())]
 
 
 def load_data(spec: str, *, resolution: int, in_channels: int = 3, root: str | Path | None = None,

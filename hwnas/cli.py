@@ -259,6 +259,7 @@ def _export_quantized(model, sp, out_dir: Path, *, quant: str, formats: tuple[st
 # Each module defines ``register(app: typer.Typer) -> None``; add one line per module here.
 COMMAND_MODULES: tuple[str, ...] = (
     "hwnas.train.cli",
+    "hwnas.ranking.commands",
     "hwnas.devices.commands",
     "hwnas.latency.commands",
     "hwnas.search.commands",

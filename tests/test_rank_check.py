@@ -9,7 +9,7 @@ import pytest
 
 from hwnas.cli import main
 from hwnas.train import TrainConfig, train_supernet
-from hwnas.train.rank_check import correlations
+from hwnas.ranking.rank_check import correlations
 
 
 
@@ -28,7 +28,7 @@ def test_correlations():
 def test_spread_sample_covers_the_macs_range(name):
     from conftest import tiny_space
     from hwnas.cost import CostModel
-    from hwnas.train.rank_check import spread_sample
+    from hwnas.ranking.rank_check import spread_sample
 
     s = tiny_space(name)
     archs = spread_sample(s, 10, np.random.default_rng(0))
@@ -72,7 +72,7 @@ def test_rank_check_cli_writes_csv_plot_json_and_reuses_standalone_runs(tmp_path
         for v in summary["correlations"][metric].values():
             assert v is None or -1.0 <= v <= 1.0
     assert summary["seeds"] == 2 and set(summary["baselines"]) == {"macs", "seed_to_seed"}
-    from hwnas.train.rank_check import correlations as corr
+    from hwnas.ranking.rank_check import correlations as corr
 
     top1 = lambda k: np.array([float(r[k]) for r in rows])  # noqa: E731
     assert summary["baselines"]["seed_to_seed"] == corr(top1("standalone_top1_seed0"),

@@ -28,8 +28,6 @@ _EXPORTS = {
     "create_strategy": "hwnas.train.strategies",
     "register_strategy": "hwnas.train.strategies",
     "strategy_names": "hwnas.train.strategies",
-    "RankCheckResult": "hwnas.train.rank_check",
-    "rank_check": "hwnas.train.rank_check",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,0 +1,1 @@
+"""Learned models shared by the stages: scikit-learn regressors persisted without pickles."""

@@ -12,10 +12,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from hwnas.errors import HwnasError
+from hwnas.ui import note
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Hardware-aware NAS: train supernets, profile devices, search, export.")
@@ -169,6 +169,7 @@ def export_cmd(
 
     from hwnas.arch import parse_genes
     from hwnas.deploy.source import load_source
+    from hwnas.io import check_writable_dir
     from hwnas.export import export_model
     from hwnas.runtimes import runtime_names
     from hwnas.supernet import Subnet
@@ -178,10 +179,11 @@ def export_cmd(
     if formats is None:
         raise HwnasError(f"--format {fmt!r} is not allowed; use {', '.join(names)} or all (both)")
     _check_quant_options(quant, formats, bits)  # before any model is built
+    check_writable_dir(out_dir)
     if checkpoint is not None:  # a supernet's subnet gets its own BN statistics first (SPOS Sec. 3.3)
         src = load_source(checkpoint, genes, space_name=space, resolution=resolution, need_data=False)
         if "recalibration_note" in src.extra:
-            err.print(f"[yellow]note:[/] {src.extra['recalibration_note']}")
+            note(src.extra["recalibration_note"], err)
         model = src.model
         sp = model.space
     else:
@@ -190,7 +192,7 @@ def export_cmd(
         sp = _space(space, width, resolution, num_classes)
         torch.manual_seed(seed)
         model = Subnet(sp, parse_genes(genes, sp))
-        err.print(f"[yellow]note:[/] no --checkpoint: exporting randomly initialised weights (seed {seed})")
+        note(f"no --checkpoint: exporting randomly initialised weights (seed {seed})", err)
     meta = {**model.metadata(), "source_checkpoint": str(checkpoint) if checkpoint else None}
     if quant != "none":  # ---- quantized export (hwnas.quant.export) ----
         _export_quantized(model, sp, out_dir, quant=quant, formats=formats, bits=bits, data=data,
@@ -232,8 +234,8 @@ def _export_quantized(model, sp, out_dir: Path, *, quant: str, formats: tuple[st
                                                 in_channels=sp.in_channels, num_classes=sp.num_classes,
                                                 calib_images=calib_images)
     if not labelled:
-        err.print(f"[yellow]note:[/] {data_name} labels do not match the model's {sp.num_classes} "
-                  f"classes: parity only, no accuracy")
+        note(f"{data_name} labels do not match the model's {sp.num_classes} classes: parity only, "
+             f"no accuracy", err)
     results = export_quantized(model.eval(), out_dir, quant=quant, formats=formats, calib=calib,
                                eval_batches=test, labelled=labelled, resolution=model.resolution,
                                in_channels=sp.in_channels, name=name, metadata=meta, bits=wa,
@@ -279,9 +281,44 @@ _register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``hwnas`` script; turns HwnasError into one line and exit code 2."""
+    """Entry point of the ``hwnas`` script: every bad input ends as one line on stderr, exit code 2.
+
+    :class:`HwnasError` prints its message; a usage error of the command line (an unknown option,
+    ``--threads abc``, a value out of an option's range) prints click's one-line reason; an
+    :class:`OSError` that no stage converted names its path. Messages print verbatim (no markup).
+    """
+    from hwnas.errors import os_error
+    from hwnas.ui import print_error
+
+    usage_error, click_exception = _click_errors()
     try:
-        app(args=argv, prog_name="hwnas")
+        rv = app(args=argv, prog_name="hwnas", standalone_mode=False)
     except HwnasError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(exc.exit_code)
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as before
+            exc.show()
+            sys.exit(exc.exit_code)
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        print_error(" ".join(f"{where}{exc.format_message()}".split())
+                    + (" (see --help)" if exc.ctx is not None else ""))
+        sys.exit(2)
+    except click_exception as exc:  # a bad file argument and the like
+        print_error(" ".join(exc.format_message().split()))
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print_error("aborted")
+        sys.exit(130)
+    except OSError as exc:  # a path no stage converted: still one line naming it
+        print_error(str(os_error(exc, "use")))
+        sys.exit(2)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
+
+
+def _click_errors() -> tuple[type[Exception], type[Exception]]:
+    """click's UsageError and ClickException (typer >= 0.20 vendors click: found through typer's
+    own BadParameter)."""
+    mro = {c.__name__: c for c in typer.BadParameter.__mro__}
+    return mro["UsageError"], mro["ClickException"]

@@ -7,13 +7,13 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from hwnas.devices.check import check_device
 from hwnas.devices.connect import resolve_device
 from hwnas.devices.profiles import find_profile, list_profiles, load_profile
 from hwnas.errors import HwnasError
+from hwnas.ui import print_error
 
 out = Console()
 err = Console(stderr=True)
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
                 t.add_row(r["name"], r["device"], r["kind"], r["soc"], r["transport"], rts)
             out.print(t)
         for b in bad:
-            err.print(f"[bold red]error:[/] {escape(b['error'])}", highlight=False, soft_wrap=True)
+            print_error(b["error"], err)
         if bad:
             raise typer.Exit(code=HwnasError.exit_code)
 

@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from hwnas.errors import HwnasError
+from hwnas.ui import say
 from hwnas.latency import DEFAULT_CALIBRATION_SUBNETS
 
 out = Console()
@@ -30,10 +30,10 @@ HostOpt = Annotated[Optional[str], typer.Option(help="IP[:PORT] override (ADB ov
 CanaryOpt = Annotated[bool, typer.Option("--canary/--no-canary", help="Measure in blocks between checks of a reference model; re-measure blocks taken while the device was disturbed.")]
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err,
-                    transient=False, disable=not err.is_terminal)
+def _progress():
+    from hwnas.ui import progress
+
+    return progress(err)
 
 
 def _space(name, width, resolution, num_classes):
@@ -113,12 +113,13 @@ def register(app: typer.Typer) -> None:
         for name, b in builds.items():
             if b.error is not None:
                 continue
-            out.print(f"[green]{name}[/]: {len(b.table.entries)} keys in {b.table.path}"
-                      + (f"; {len(b.missing)} still missing (run again with --resume)" if b.missing else ""))
+            say(out, f"{len(b.table.entries)} keys in {b.table.path}"
+                + (f"; {len(b.missing)} still missing (run again with --resume)" if b.missing else ""),
+                name, "green")
             if b.calibration is not None:
                 cal = b.calibration
-                out.print(f"  calibration: scale {cal['scale']:.3f}, per-op {cal['per_op_ms']:.4f} ms, "
-                          f"offset {cal['offset_ms']:.3f} ms (fit MAPE {cal['mape_on_fit']:.1%})")
+                say(out, f"  calibration: scale {cal['scale']:.3f}, per-op {cal['per_op_ms']:.4f} ms, "
+                    f"offset {cal['offset_ms']:.3f} ms (fit MAPE {cal['mape_on_fit']:.1%})")
         failed = {name: b.error for name, b in builds.items() if b.error is not None}
         if failed:
             raise HwnasError("; ".join(f"{k}: {v}" for k, v in failed.items())

@@ -114,7 +114,9 @@ def train_cmd(
         result = train_supernet(config, out_dir, resume=resume, torch_device=torch_device, quiet=quiet,
                                 stop_after_epochs=stop_after_epochs)
     except TrainingInterrupted as exc:
-        err.print(f"[yellow]interrupted:[/] {exc}", highlight=False, soft_wrap=True)
+        from hwnas.ui import note
+
+        note(str(exc), err, "interrupted")
         raise typer.Exit(code=exc.exit_code) from None
     if quiet or result.rank != 0:
         return

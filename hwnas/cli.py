@@ -267,6 +267,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hwnas.search.commands",
     "hwnas.quickstart",
     "hwnas.deploy.commands",
+    "hwnas.sparse.commands",
 )
 
 

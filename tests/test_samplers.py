@@ -45,7 +45,7 @@ def test_registry_unknown_strategy_and_options_are_one_line_errors():
     with pytest.raises(HwnasError, match="unknown strategy 'spos'; allowed: uniform, constrained, greedy"):
         make("spos", s)
     cases = [
-        ("uniform", {"m": 3}, "strategy 'uniform' has no option 'm'; it takes no options"),
+        ("uniform", {"m": 3}, "strategy 'uniform' has no option 'm'; allowed: paths=1"),
         ("greedy", {"q": 3}, "strategy 'greedy' has no option 'q'; allowed: m=10, k=5, pool_size=auto"),
         ("greedy", {"k": "20"}, "strategy 'greedy': option k must lie in 1..m (10), got 20"),
         ("greedy", {"m": "ten"}, "strategy 'greedy': option m must be an integer, got 'ten'"),

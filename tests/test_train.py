@@ -254,7 +254,7 @@ ERRORS = [
     (["--batch-size", "5000"], "--batch-size 5000 x 1 process(es) is more than a quarter of the training split of digits (1257 images): at most 314"),
     (["--strategy", "greedy", "--opt", "k=20"], "strategy 'greedy': option k must lie in 1..m (10), got 20"),
     (["--strategy", "greedy", "--opt", "q=1"], "strategy 'greedy' has no option 'q'; allowed: m=10, k=5"),
-    (["--strategy", "uniform", "--opt", "m=3"], "strategy 'uniform' has no option 'm'; it takes no options"),
+    (["--strategy", "uniform", "--opt", "m=3"], "strategy 'uniform' has no option 'm'; allowed: paths=1"),
     (["--opt", "m"], "--opt takes KEY=VALUE"),
 ]
 

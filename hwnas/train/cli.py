@@ -59,7 +59,8 @@ def train_cmd(
     data: Annotated[Optional[str], Opt(help="digits, fake, cifar10, cifar100 or imagefolder:PATH (default digits).")] = None,
     data_root: Annotated[Optional[Path], Opt(help="Folder holding the dataset files (CIFAR).")] = None,
     download: Annotated[Optional[bool], Opt("--download", help="Fetch CIFAR into --data-root (opt-in).")] = None,
-    strategy: Annotated[Optional[str], Opt(help="uniform (SPOS), constrained (SPOS uniform-constraint: a random MACs or latency range per step) or greedy (GreedyNAS); `hwnas strategies` lists them with their options.")] = None,
+    strategy: Annotated[Optional[str], Opt(help="uniform (SPOS), constrained (SPOS uniform-constraint: a random MACs or latency range per step) or greedy (GreedyNAS), sparse (SparseNAS: members of a sparse space); `hwnas strategies` lists them with their options.")] = None,
+    sparse_space: Annotated[Optional[Path], Opt("--sparse-space", help="Sparse-space file for --strategy sparse (SparseNAS; written by `hwnas sparse space`): same as --opt space_file=FILE.")] = None,
     opt: Annotated[Optional[list[str]], Opt("--opt", "-O", help="A strategy option KEY=VALUE, repeatable (e.g. --opt m=10 --opt range=2M,4M); the strategy validates it.")] = None,
     sharing: Annotated[Optional[str], Opt(help="Weight sharing: independent (SPOS/GreedyNAS candidate blocks, default) or elastic (OFA: one block per layer sliced by kernel and width; learns in far fewer steps).")] = None,
     epochs: Annotated[Optional[int], Opt(help="Epochs (default: the dataset's recipe; 120 for imagefolder, SPOS).")] = None,
@@ -101,6 +102,8 @@ def train_cmd(
     }
     given = {k: v for k, v in given.items() if v is not None}
     options = parse_assignments(opt or [])
+    if sparse_space is not None:
+        options["space_file"] = str(sparse_space)
     if stop_after_epochs is not None and stop_after_epochs < 1:
         raise HwnasError(f"--stop-after-epochs must be >= 1, got {stop_after_epochs}")
     if resume:

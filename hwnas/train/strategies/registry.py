@@ -46,4 +46,4 @@ def create_strategy(name: str, options: Mapping[str, Any], run: RunContext) -> S
 
 
 def _load_builtin() -> None:
-    from hwnas.train.strategies import constrained, greedy, kshot, pgonas, uniform  # noqa: F401  (registers)
+    from hwnas.train.strategies import constrained, greedy, kshot, pgonas, sparse, uniform  # noqa: F401  (registers)

@@ -202,18 +202,13 @@ def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tfli
 def metric_minimum(objective: Objective, space: SearchSpace) -> tuple[float, tuple[int, ...]] | None:
     """Exact minimum of a block-additive metric over the whole space, and an architecture reaching it.
 
-    Probes each block's options around a reference architecture (one vectorised call on the
-    ``block_options()`` architectures). ``None`` for metrics that are not block-additive.
+    :meth:`~hwnas.spaces.base.SearchSpace.minimize_additive` probes each block's options around a
+    reference architecture (jointly per elastic-depth gene). ``None`` for metrics that are not
+    block-additive.
     """
     if not objective.block_additive:
         return None
-    options = list(space.block_options())
-    values = objective(np.asarray([o.genes for o in options], dtype=np.int64))
-    per_block: list[list[float]] = [[] for _ in space.groups]
-    for o, v in zip(options, values):
-        per_block[o.block].append(float(v))
-    best = np.asarray(space.genes_from_options([int(np.argmin(v)) for v in per_block]), dtype=np.int64)
-    # each block's term is independent of the others, so the per-block argmins form the argmin
+    best = np.asarray(space.minimize_additive(objective), dtype=np.int64)
     return float(objective(best[None, :])[0]), tuple(int(v) for v in best)
 
 

@@ -47,6 +47,9 @@ class SubSpace(SearchSpace):
         free = tuple(sorted(int(b) for b in free))
         if not free or free[0] < 0 or free[-1] >= len(parent.groups):
             raise HwnasError(f"free blocks {free} out of range 0..{len(parent.groups) - 1}")
+        if parent.shared_genes():
+            raise HwnasError(f"space {parent.name!r} shares depth genes between blocks; "
+                             "a subspace of chosen blocks needs blocks with their own genes")
         base = parent.validate(parent.smallest_valid() if base is None else base)
         return cls(width=parent.width, resolution=parent.resolution, num_classes=parent.num_classes,
                    in_channels=parent.in_channels, parent=parent, free=free, base=base)

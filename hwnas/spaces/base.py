@@ -8,6 +8,16 @@ keys and the static subnet builder, so the three can never disagree.
 Blocks are independent: the ops of block ``b`` depend only on the genes of ``groups[b]``. Every
 per-block computation therefore enumerates :meth:`SearchSpace.block_options` (each option of each
 block, once) and evaluates many architectures with :class:`BlockTable` gathers.
+
+Elastic depth (Once-for-All, Cai et al. 2020, Sec. 3.2: "the first d layers of a stage run") keeps
+that rule by sharing a gene: a stage's depth gene is listed in the group of every layer it can
+switch off, with ``GeneGroup.gate = (depth gene, first value at which the layer runs)``. A gated
+layer's ops then still depend only on its own group's genes (they are empty while the gate is
+closed), so per-block tables, latency keys and supernet blocks need nothing new. What changes is
+that blocks sharing a gene are no longer chosen independently: :meth:`SearchSpace.minimize_additive`
+picks them jointly (per value of the shared genes), :meth:`SearchSpace.genes_from_options`
+refuses options that disagree on a shared gene, :meth:`SearchSpace.size` counts distinct subnets
+(the genes of a switched-off layer do not matter) and :meth:`SearchSpace.canonical` zeroes them.
 """
 
 from __future__ import annotations
@@ -127,10 +137,30 @@ def conv_out(size: int, kernel: int, stride: int) -> int:
 
 @dataclass(frozen=True)
 class GeneGroup:
-    """Genes that together choose one searchable block (e.g. SPOS op + channel scale)."""
+    """Genes that together choose one searchable block (e.g. SPOS op + channel scale).
+
+    ``gate`` (elastic depth): ``(gene, value)``, the block runs only while ``genes[gene] >= value``;
+    ``gene`` is one of ``genes`` (the stage's depth gene, shared by every gated layer of the stage),
+    so the block's ops still depend on its own genes only. A gene may belong to several groups only
+    as such a gate gene.
+    """
 
     name: str
     genes: tuple[int, ...]
+    gate: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.gate is not None and self.gate[0] not in self.genes:
+            raise ValueError(f"gene group {self.name!r}: gate gene {self.gate[0]} is not one of its genes")
+
+    @property
+    def own_genes(self) -> tuple[int, ...]:
+        """The genes of this block only (all but the gate gene)."""
+        return tuple(i for i in self.genes if self.gate is None or i != self.gate[0])
+
+    def runs(self, genes: Sequence[int]) -> bool:
+        """Whether the block executes in the architecture ``genes`` (always, without a gate)."""
+        return self.gate is None or int(genes[self.gate[0]]) >= self.gate[1]
 
 
 @dataclass(frozen=True)
@@ -139,7 +169,8 @@ class BlockOption:
 
     ``index`` is the option's position in :meth:`SearchSpace.group_options` (the value
     :meth:`SearchSpace.group_index` gives it); ``values`` are the genes of ``groups[block]``;
-    ``genes`` is a whole architecture (the space's reference genes with this block set);
+    ``genes`` is a whole architecture (the space's reference genes with this block set; where the
+    block shares a depth gene, the other blocks of its stage see that depth too);
     ``ops`` are the ops of that architecture that belong to the block (empty for an identity).
     """
 
@@ -241,10 +272,14 @@ class SearchSpace(ABC):
 
     def gene_name(self, index: int) -> str:
         for grp in self.groups:
+            if grp.gate is not None and grp.gate[0] == index:
+                continue  # a shared depth gene: named below
             if index in grp.genes:
                 if len(grp.genes) == 1:
                     return grp.name
                 return f"{grp.name}.{grp.genes.index(index)}"
+        if any(grp.gate is not None and grp.gate[0] == index for grp in self.groups):
+            return f"depth{index}"
         return f"gene{index}"
 
     def layers(self, genes: Sequence[int], resolution: int | None = None) -> list[OpSpec]:
@@ -261,8 +296,58 @@ class SearchSpace(ABC):
         return list(cached)
 
     def size(self) -> int:
-        """Exact number of architectures."""
+        """Exact number of distinct architectures.
+
+        Without gates, ``prod(choices)``. With elastic depth the genes of a switched-off layer do
+        not change the subnet, so each gate gene contributes ``sum over its values of the product
+        of the option counts of the layers running at that value`` (OFA: ``(9^2 + 9^3 + 9^4)^5``).
+        """
+        gated = [g for g in self.groups if g.gate is not None]
+        if not gated:
+            return math.prod(self.choices)
+        gate_genes = {g.gate[0] for g in gated}
+        in_gated = {i for g in gated for i in g.own_genes}
+        total = math.prod(c for i, c in enumerate(self.choices) if i not in gate_genes | in_gated)
+        for gg in sorted(gate_genes):
+            layers = [g for g in gated if g.gate[0] == gg]
+            total *= sum(math.prod(math.prod(self.choices[i] for i in g.own_genes)
+                                   for g in layers if v >= g.gate[1])
+                         for v in range(self.choices[gg]))
+        return total
+
+    def genotype_count(self) -> int:
+        """Number of gene tuples, ``prod(choices)`` (larger than :meth:`size` with elastic depth)."""
         return math.prod(self.choices)
+
+    def canonical(self, genes: Sequence[int]) -> tuple[int, ...]:
+        """``genes`` with the genes of switched-off (gated) layers set to 0: one tuple per subnet."""
+        g = list(self.validate(genes))
+        for grp in self.groups:
+            if not grp.runs(g):
+                for i in grp.own_genes:
+                    g[i] = 0
+        return tuple(g)
+
+    def canonical_matrix(self, genes_matrix: np.ndarray) -> np.ndarray:
+        """:meth:`canonical` of each row of an ``(n, num_genes)`` matrix."""
+        m = self.validate_matrix(genes_matrix).copy()
+        for grp in self.groups:
+            if grp.gate is not None:
+                off = m[:, grp.gate[0]] < grp.gate[1]
+                for i in grp.own_genes:
+                    m[off, i] = 0
+        return m
+
+    def shared_genes(self) -> tuple[int, ...]:
+        """Genes listed in more than one group (elastic-depth gate genes); empty for most spaces."""
+        key = ("shared_genes",)
+        if key not in self._cache:
+            count: dict[int, int] = {}
+            for grp in self.groups:
+                for i in grp.genes:
+                    count[i] = count.get(i, 0) + 1
+            self._cache[key] = tuple(sorted(i for i, n in count.items() if n > 1))
+        return self._cache[key]
 
     def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
         """A uniformly random architecture (SPOS uniform sampling)."""
@@ -301,11 +386,85 @@ class SearchSpace(ABC):
         """The architecture whose block ``b`` takes option ``options[b]``: inverse of :meth:`group_index`."""
         if len(options) != len(self.groups):
             raise HwnasError(f"space {self.name!r} has {len(self.groups)} blocks, got {len(options)} options")
-        genes = list(self.smallest_valid())
+        genes: list[int] = list(self.smallest_valid())
+        set_by: dict[int, int] = {}
         for b, (grp, j) in enumerate(zip(self.groups, options)):
             for i, v in zip(grp.genes, self.group_options(b)[int(j)]):
+                if i in set_by and genes[i] != v:
+                    raise HwnasError(
+                        f"options disagree on shared gene {i} ({self.gene_name(i)}) of space {self.name!r}: "
+                        f"block {set_by[i]} ({self.groups[set_by[i]].name}) sets {genes[i]}, "
+                        f"block {b} ({grp.name}) sets {v}")
                 genes[i] = v
+                set_by[i] = b
         return tuple(genes)
+
+    def minimize_additive(self, fn: Callable[[np.ndarray], np.ndarray]) -> tuple[int, ...]:
+        """An architecture minimising a block-additive ``fn`` (genes matrix -> one value per row).
+
+        ``fn(genes) = fixed + sum_b term_b(genes of groups[b])`` (MACs, a latency table, ...). Blocks
+        that share no gene are minimised one by one; blocks sharing a gate gene (one elastic-depth
+        stage) are minimised for each value of the shared genes and the best value is kept, so the
+        result is exact. Two calls of ``fn`` in all (every probe in one matrix).
+        """
+        ref = list(self.smallest_valid())
+        shared = set(self.shared_genes())
+        # connected components of blocks linked by shared genes (union-find over blocks)
+        parent = list(range(len(self.groups)))
+
+        def root(b: int) -> int:
+            while parent[b] != b:
+                b = parent[b]
+            return b
+
+        owner: dict[int, int] = {}
+        for b, grp in enumerate(self.groups):
+            for i in grp.genes:
+                if i in shared:
+                    if i in owner:
+                        parent[root(b)] = root(owner[i])
+                    else:
+                        owner[i] = b
+        members: dict[int, list[int]] = {}
+        for b in range(len(self.groups)):
+            members.setdefault(root(b), []).append(b)
+        comps = [(blocks, sorted({i for b in blocks for i in self.groups[b].genes if i in shared}))
+                 for blocks in members.values()]
+        # probes: per component, per assignment of its shared genes, per block, each own option
+        probes: list[list[int]] = []
+        plan: list[tuple[int, tuple[int, ...], int, list[tuple[int, ...]], int]] = []
+        for c, (blocks, gs) in enumerate(comps):
+            for assign in itertools.product(*(range(self.choices[i]) for i in gs)):
+                for b in blocks:
+                    own = [i for i in self.groups[b].genes if i not in gs]
+                    values = list(itertools.product(*(range(self.choices[i]) for i in own)))
+                    plan.append((c, assign, b, values, len(probes)))
+                    for vals in values:
+                        g = list(ref)
+                        for i, v in zip(gs, assign):
+                            g[i] = v
+                        for i, v in zip(own, vals):
+                            g[i] = v
+                        probes.append(g)
+        scores = np.asarray(fn(np.asarray(probes, dtype=np.int64)), dtype=np.float64)
+        combos: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+        for c, assign, b, values, start in plan:
+            g = combos.setdefault((c, assign), list(ref))
+            for i, v in zip(comps[c][1], assign):
+                g[i] = v
+            best = values[int(np.argmin(scores[start:start + len(values)]))]
+            for i, v in zip([i for i in self.groups[b].genes if i not in comps[c][1]], best):
+                g[i] = v
+        keys = list(combos)
+        totals = np.asarray(fn(np.asarray([combos[k] for k in keys], dtype=np.int64)), dtype=np.float64)
+        out = list(ref)
+        for c, (blocks, gs) in enumerate(comps):
+            ks = [n for n, k in enumerate(keys) if k[0] == c]
+            win = combos[keys[ks[int(np.argmin(totals[ks]))]]]
+            for b in blocks:
+                for i in self.groups[b].genes:
+                    out[i] = win[i]
+        return tuple(out)
 
     def block_table(self, fn: Callable[[OpSpec], float], resolution: int | None = None,
                     reduce: Callable[[list[float]], float] = sum) -> BlockTable:
@@ -356,13 +515,23 @@ class SearchSpace(ABC):
     def _extreme(self, pick: Callable[[np.ndarray], int]) -> tuple[int, ...]:
         from hwnas.spaces.costs import op_costs  # local import: costs build on this module
 
-        macs = self.block_table(lambda op: op_costs(op).macs).tables
-        params = self.block_table(lambda op: op_costs(op).params).tables
-        # MACs first, params to break ties (identity vs a block of equal MACs never ties)
-        return self.genes_from_options([pick(m * 1e6 + p * 1e-3) for m, p in zip(macs, params)])
+        macs = self.block_table(lambda op: op_costs(op).macs)
+        params = self.block_table(lambda op: op_costs(op).params)
+
+        if not self.shared_genes():
+            return self.genes_from_options([pick(m * 1e6 + p * 1e-3)
+                                            for m, p in zip(macs.tables, params.tables)])
+        sign = 1.0 if pick(np.array([0.0, 1.0])) == 0 else -1.0  # argmin or argmax
+
+        def score(m: np.ndarray) -> np.ndarray:
+            # MACs first, params to break ties (identity vs a block of equal MACs never ties)
+            idx = self.group_index(m)
+            return sign * (macs.gather(idx) * 1e6 + params.gather(idx) * 1e-3)
+
+        return self.canonical(self.minimize_additive(score))
 
     def smallest(self) -> tuple[int, ...]:
-        """The architecture with the fewest MACs (blocks are independent, so per-block argmin)."""
+        """The architecture with the fewest MACs (per-block argmin; jointly per depth gene)."""
         key = ("smallest",)
         if key not in self._cache:
             self._cache[key] = self._extreme(lambda s: int(np.argmin(s)))
@@ -380,6 +549,9 @@ class SearchSpace(ABC):
         g = self.validate(genes)
         rows = []
         for grp in self.groups:
+            if not grp.runs(g):
+                rows.append({"block": grp.name, "choice": "off (depth)"})
+                continue
             rows.append({"block": grp.name,
-                         "choice": " / ".join(self.gene_labels(i)[g[i]] for i in grp.genes)})
+                         "choice": " / ".join(self.gene_labels(i)[g[i]] for i in grp.own_genes)})
         return rows

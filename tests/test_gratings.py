@@ -59,3 +59,17 @@ def test_registered_splits_sizes_and_channels():
     assert tuple(grey.train[0][0].shape) == (1, 16, 16)
     with pytest.raises(Exception, match="takes no"):
         load_data("gratings:x", resolution=16)
+
+
+def test_fine_variant_has_40_classes_and_leaves_the_10_class_images_unchanged():
+    fine = G.SPECS["gratings-fine"]
+    a, la = G.generate(300, resolution=16, seed=0, split_id=0, spec=fine)
+    b, lb = G.generate(300, resolution=16, seed=0, split_id=0, spec=fine)
+    assert np.array_equal(a, b) and np.array_equal(la, lb)
+    assert fine.num_classes == 40 and la.max() >= 35 and la.min() == 0
+    ten, _ = G.generate(300, resolution=16, seed=0, split_id=0)
+    assert not np.array_equal(a, ten)
+    assert np.array_equal(ten, G.generate(300, resolution=16, seed=0, split_id=0, spec=G.GratingsSpec())[0])
+    d = load_data("gratings-fine", resolution=16)
+    assert d.num_classes == 40 and d.name == "gratings-fine" and d.labels()[:2] == ("0deg", "4.5deg")
+    assert d.test.targets[:8] == G.generate(8, resolution=16, seed=0, split_id=2, spec=fine)[1].tolist()

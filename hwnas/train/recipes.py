@@ -81,6 +81,8 @@ register_recipe("fake", Recipe("fake", batch_size=128, lr=0.1, epochs=10, pool_s
 # setting of its ranking table (tools/bench/ranking_table.py); pool 75 = 0.8 of the steps per epoch.
 register_recipe("gratings", Recipe("gratings", batch_size=128, lr=0.2, epochs=4, pool_size=75,
                                    note="12,000 training images: 93 steps per epoch"))
+register_recipe("gratings-fine", Recipe("gratings-fine", batch_size=128, lr=0.2, epochs=4, pool_size=75,
+                                        note="12,000 training images: 93 steps per epoch"))
 # CIFAR: 45K training images after the search-val split; the common CIFAR SGD recipe.
 register_recipe("cifar10", Recipe("cifar10", batch_size=256, lr=0.1, epochs=120, pool_size=140,
                                   note="~45K training images: 175 steps per epoch"))

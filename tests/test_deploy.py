@@ -317,6 +317,9 @@ def test_export_recalibrates_bn_of_a_supernet_subnet(supernet, tmp_path, capsys)
     src = load_source(supernet, GENES)
     raw = subnet_from_checkpoint(supernet, genes_text=GENES)
     assert src.recalibrated_batches > 0
+    stored = torch.load(supernet, weights_only=True)  # training keeps what labels.txt / metadata need
+    assert stored["class_names"] == [str(i) for i in range(10)] and len(stored["mean"]) == 3
+    assert src.class_names == tuple(stored["class_names"]) and "class_names_note" not in src.extra
     x = torch.cat([src.data.test[i][0][None] for i in range(32)])
     y = torch.tensor([src.data.test[i][1] for i in range(32)])
     got = invoke(tmp_path / "model.onnx", x.numpy())
@@ -450,3 +453,18 @@ def test_verify_on_the_loopback_device(bundle_float, tmp_path, make_loopback_adb
     (bundle / "labels.txt").write_text("tampered\n")
     code, _, err = run_cli(["verify", "--device", str(profile), "--bundle", str(bundle)], capsys)
     assert code == 2 and "labels.txt does not match its SHA-256" in err
+
+
+def test_class_names_of_old_checkpoints(tmp_path):
+    """Stored names win; an older checkpoint without them takes its dataset's, else class_0.. (said so)."""
+    from hwnas.data import load_data
+    from hwnas.deploy.source import class_names_of
+
+    p = tmp_path / "old.pt"
+    assert class_names_of({"class_names": ["cat", "dog"]}, None, 2, p) == (("cat", "dog"), None)
+    names, note = class_names_of({}, None, 3, p)
+    assert names == ("class_0", "class_1", "class_2") and "stores no class names" in note and str(p) in note
+    names, note = class_names_of({}, load_data("digits", resolution=8), 10, p)
+    assert names == tuple(str(i) for i in range(10)) and "taken from its dataset digits" in note
+    with pytest.raises(HwnasError, match="3 class names stored, the model has 2 classes"):
+        class_names_of({"class_names": ["a", "b", "c"]}, None, 2, p)

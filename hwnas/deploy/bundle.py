@@ -241,6 +241,8 @@ def make_bundle(checkpoint: str | Path, genes_text: str | None, out: str | Path,
             "space": src.space.config(), "genes": list(src.genes), "blocks": src.space.describe(src.genes),
             "source": {"checkpoint": str(checkpoint), "kind": src.kind,
                        "bn_recalibrated_batches": src.recalibrated_batches,
+                       **({"class_names_note": src.extra["class_names_note"]}
+                          if "class_names_note" in src.extra else {}),
                        **({"finetune": {k: v for k, v in src.extra["finetune"].items()
                                         if k in ("config", "epoch", "steps", "lr", "accuracy_before")}}
                           if "finetune" in src.extra else {})},

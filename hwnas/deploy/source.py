@@ -53,6 +53,26 @@ def _train_config(ckpt: dict[str, Any]):
     return TrainConfig.from_dict(cfg) if cfg else None
 
 
+def class_names_of(ckpt: dict[str, Any], data, num_classes: int, path: Path) -> tuple[tuple[str, ...], str | None]:
+    """The class names of a checkpoint and a note when they are not the stored ones.
+
+    Training stores the dataset's class names in the checkpoint; an older checkpoint without them
+    takes them from its dataset, and one without a known dataset falls back to ``class_0``,
+    ``class_1``, ... (the note says so, and the app shows those names).
+    """
+    stored = ckpt.get("class_names")
+    if stored:
+        if len(stored) != num_classes:
+            raise HwnasError(f"checkpoint {path}: {len(stored)} class names stored, the model has "
+                             f"{num_classes} classes")
+        return tuple(map(str, stored)), None
+    if data is not None:
+        return tuple(data.labels()), f"checkpoint {path} stores no class names: taken from its dataset {data.name}"
+    return (tuple(f"class_{i}" for i in range(num_classes)),
+            f"checkpoint {path} stores no class names and names no dataset: labels default to "
+            f"class_0 .. class_{num_classes - 1}")
+
+
 def run_data(config, space, data_root: str | None = None):
     """The splits of the run ``config`` at the subnet's resolution."""
     from hwnas.train.loop import data_for
@@ -90,13 +110,15 @@ def load_source(checkpoint: str | Path, genes_text: str | None = None, *, space_
                     f"supernet's, not recalibrated for this subnet")
         else:
             n = recalibrate_bn(model, take_batches(data.train_clean, 256, max_batches=calib_batches, seed=0))
-    names = tuple(ckpt.get("class_names") or (data.labels() if data is not None else ()))
+    names, names_note = class_names_of(ckpt, data, model.space.num_classes, path)
     mean = tuple(ckpt.get("mean") or (data.mean if data is not None else ()))
     std = tuple(ckpt.get("std") or (data.std if data is not None else ()))
     extra = {k: ckpt[k] for k in ("finetune", "source_checkpoint") if k in ckpt}
     if note:
         extra["recalibration_note"] = note
+    if names_note:
+        extra["class_names_note"] = names_note
     return Source(model.eval(), path, ckpt["kind"], config, data, names, mean, std, n, extra=extra)
 
 
-__all__ = ["RECALIBRATION_BATCHES", "Source", "load_source", "run_data"]
+__all__ = ["RECALIBRATION_BATCHES", "Source", "class_names_of", "load_source", "run_data"]

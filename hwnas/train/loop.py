@@ -446,6 +446,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
             "scaler": scaler.state_dict(), "strategy_state": strategy.state_dict(), "rng": capture_rng(dev),
             "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step, "metrics": history,
             "data": data.describe(), "world_size": info.world, "finished": final,
+            # what an exported app model needs: labels.txt and the input normalization
+            "class_names": list(data.labels()), "mean": list(data.mean), "std": list(data.std),
         }
         save_checkpoint(out / CHECKPOINT, kind="supernet", space=space, model_state=net.state_dict(),
                         extra=extra)

@@ -32,6 +32,8 @@ def activation(name: str) -> nn.Module:
         return nn.Hardswish()
     if name == "mish":
         return nn.Mish()
+    if name == "prelu":  # one learned slope per module, 0.25 at start (He et al. 2015, PyTorch default)
+        return nn.PReLU()
     if name == "none":
         return nn.Identity()
     raise ValueError(f"unknown activation {name!r}")
@@ -174,7 +176,10 @@ class SqueezeExcite(nn.Module):
 
 
 class MBConv(nn.Module):
-    """MobileNetV2 inverted bottleneck: [1x1 expand] -> k x k depthwise -> [SE] -> 1x1 project (+ skip)."""
+    """MobileNetV2 inverted bottleneck: [1x1 expand] -> k x k depthwise -> [SE] -> 1x1 project (+ skip).
+
+    The expand conv uses ``spec.act``, the depthwise conv the block's second activation
+    (``spec.act2``, e.g. PReLU or Mish; PGONAS Sec. 3.1)."""
 
     def __init__(self, spec: OpSpec) -> None:
         super().__init__()
@@ -186,7 +191,7 @@ class MBConv(nn.Module):
             self.expand_act = activation(spec.act)
         self.dw_conv = conv(mid, mid, spec.kernel, spec.stride, groups=mid)
         self.dw_bn = DynamicBatchNorm2d(mid)
-        self.dw_act = activation(spec.act)
+        self.dw_act = activation(spec.second_act)  # the block's second activation (PGONAS Sec. 3.1)
         self.se = SqueezeExcite(mid) if spec.se else None
         self.project_conv = conv(mid, out_c, 1)
         self.project_bn = DynamicBatchNorm2d(out_c)
@@ -202,6 +207,38 @@ class MBConv(nn.Module):
             h = self.se(h)
         h = self.project_bn(self.project_conv(h))
         return x + h if self.residual else h
+
+
+class ResBlock(nn.Module):
+    """Full-precision ResNet basic block with elastic width (op ``resblock``, PGONAS's ResNet48).
+
+    ``h = act(BN(conv3x3(x; in -> mid, stride)))``, ``out = act2(BN(conv3x3(h; mid -> out)) + s)``
+    with ``s = x`` or ``BN(conv1x1(x; stride))`` when the shape changes. ``act`` is the internal
+    activation, ``act2`` the external one after the shortcut sum (PGONAS Sec. 3.1, Fig. 2: the
+    paper replaces the external ReLU by PReLU or Mish). ``mid`` (the expansion ratio's channels)
+    is a prefix of one weight (elastic width).
+    """
+
+    def __init__(self, spec: OpSpec) -> None:
+        super().__init__()
+        in_c, out_c, mid = spec.in_shape[0], spec.out_shape[0], spec.mid
+        self.conv1 = conv(in_c, mid, 3, spec.stride)
+        self.bn1 = DynamicBatchNorm2d(mid)
+        self.act1 = activation(spec.act)
+        self.conv2 = conv(mid, out_c, 3)
+        self.bn2 = DynamicBatchNorm2d(out_c)
+        if spec.stride != 1 or in_c != out_c:
+            self.shortcut: nn.Sequential | None = nn.Sequential(conv(in_c, out_c, 1, spec.stride),
+                                                                DynamicBatchNorm2d(out_c))
+        else:
+            self.shortcut = None
+        self.act2 = activation(spec.second_act)
+
+    def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
+        mid = None if spec is None else spec.mid
+        h = self.act1(self.bn1(self.conv1(x, mid)))
+        h = self.bn2(self.conv2(h))
+        return self.act2(h + (x if self.shortcut is None else self.shortcut(x)))
 
 
 def channel_split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,6 +377,7 @@ BLOCKS: dict[str, type[nn.Module] | str] = {
     "gap": GlobalAvgPool,
     "linear": Classifier,
     "maxpool": MaxPool,
+    "resblock": ResBlock,
     "basic": "hwnas.quant.blocks:BasicBlock",
     "qmbconv": "hwnas.quant.blocks:QuantMBConv",
 }

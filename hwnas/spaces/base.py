@@ -38,7 +38,11 @@ Shape = tuple[int, int, int]  # (C, H, W)
 
 #: op types a space may emit; each has a builder in ``hwnas.nn.blocks.BLOCKS`` and a cost in
 #: hwnas.cost. ``basic`` (ResNet basic block) and ``qmbconv`` (MBConv) quantize at the spec's bits.
-OP_TYPES = ("conv", "mbconv", "shuffle", "shuffle_x", "gap", "linear", "basic", "maxpool", "qmbconv")
+OP_TYPES = ("conv", "mbconv", "shuffle", "shuffle_x", "gap", "linear", "basic", "maxpool", "qmbconv",
+            "resblock")
+#: activations a block may use (``OpSpec.act`` / ``OpSpec.act2``); each has a module in
+#: ``hwnas.nn.blocks.activation``.
+ACTIVATIONS = ("relu", "relu6", "hswish", "mish", "prelu", "none")
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,19 @@ class OpSpec:
     a_bits: int = 32
     block: int = -1
     bias: bool = False
+    act2: str = ""
 
     def __post_init__(self) -> None:
         if self.op not in OP_TYPES:
             raise ValueError(f"unknown op type {self.op!r}; known: {', '.join(OP_TYPES)}")
+        for a in (self.act, self.act2 or self.act):
+            if a not in ACTIVATIONS:
+                raise ValueError(f"unknown activation {a!r}; known: {', '.join(ACTIVATIONS)}")
+
+    @property
+    def second_act(self) -> str:
+        """The block's second activation (``act2``, else ``act``)."""
+        return self.act2 or self.act
 
     @property
     def dtype(self) -> str:
@@ -97,6 +110,8 @@ class OpSpec:
             self.act,
             self.dtype,
         ]
+        if self.act2:  # only then: keys of blocks with one activation stay as they were
+            parts.append(f"a2{self.act2}")
         return "-".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,10 +226,15 @@ class SearchSpace(ABC):
     name: ClassVar[str] = "space"
     #: how the source paper states the size (shown next to the exact size by `hwnas spaces`).
     paper_note: ClassVar[str] = ""
+    #: values ``act`` may take on this space (empty: the space has no activation setting).
+    block_acts: ClassVar[tuple[str, ...]] = ()
     width: float = 1.0
     resolution: int = 224
     num_classes: int = 1000
     in_channels: int = 3
+    #: the blocks' second activation (PGONAS Sec. 3.1, ``--act``); empty: the space's own. Left out
+    #: of :meth:`config` while empty, so configs stored before the setting existed still match.
+    act: str = field(default="", metadata={"omit_if_default": True})
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     # ---- the contract -------------------------------------------------------------------------
@@ -251,8 +271,23 @@ class SearchSpace(ABC):
 
     def config(self) -> dict[str, Any]:
         """The settings that rebuild this space: stored in checkpoints, tables and exports."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.init and not (f.metadata.get("omit_if_default") and getattr(self, f.name) == f.default)}
         return {"name": self.name, **d}
+
+    def second_act(self, own: str) -> str:
+        """``OpSpec.act2`` of the space's blocks whose own second activation is ``own``."""
+        return "" if self.act in ("", own) else self.act
+
+    def check_act(self) -> None:
+        """Raise HwnasError unless ``act`` is empty or one of :attr:`block_acts`."""
+        if not self.act or self.act in self.block_acts:
+            return
+        if not self.block_acts:
+            raise HwnasError(f"space {self.name!r} has no block activation setting (act={self.act!r}); "
+                             f"leave --act out")
+        raise HwnasError(f"activation {self.act!r} not allowed on space {self.name!r}; allowed: "
+                         f"{', '.join(self.block_acts)}")
 
     def validate(self, genes: Sequence[int]) -> tuple[int, ...]:
         """Check length and ranges; return genes as a tuple of ints or raise HwnasError."""

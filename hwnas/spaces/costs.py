@@ -52,6 +52,11 @@ def _bn(c: int) -> int:
     return 2 * c
 
 
+def _act_params(name: str) -> int:
+    """Trainable parameters of an activation module: PReLU learns one slope."""
+    return 1 if name == "prelu" else 0
+
+
 def op_costs(op: OpSpec) -> OpCost:
     """MACs, params and peak activation elements of one op."""
     ci, hi, wi = op.in_shape
@@ -59,7 +64,17 @@ def op_costs(op: OpSpec) -> OpCost:
     k2 = op.kernel * op.kernel
     io = _numel(op.in_shape) + _numel(op.out_shape)
     if op.op == "conv":
-        return OpCost(ho * wo * co * ci * k2, ci * co * k2 + _bn(co), io)
+        return OpCost(ho * wo * co * ci * k2, ci * co * k2 + _bn(co) + _act_params(op.act), io)
+    if op.op == "resblock":  # conv3x3 (in -> mid, stride), conv3x3 (mid -> out), [1x1 shortcut]
+        mid = op.mid
+        macs = ho * wo * mid * ci * 9 + ho * wo * co * mid * 9
+        params = ci * mid * 9 + _bn(mid) + mid * co * 9 + _bn(co) + _act_params(op.act) + _act_params(op.second_act)
+        inner = mid * ho * wo
+        if op.stride != 1 or ci != co:
+            macs += ho * wo * co * ci
+            params += ci * co + _bn(co)
+            inner = max(inner, co * ho * wo)
+        return OpCost(macs, params, io + inner)
     if op.op == "basic":  # conv3x3 (in -> mid, stride), conv3x3 (mid -> out), [1x1 shortcut]
         mid = op.mid
         macs = ho * wo * mid * ci * 9 + ho * wo * co * mid * 9
@@ -78,10 +93,10 @@ def op_costs(op: OpSpec) -> OpCost:
         inner = mid * ho * wo
         if op.expand != 1:
             macs += hi * wi * ci * mid
-            params += ci * mid + _bn(mid)
+            params += ci * mid + _bn(mid) + (_act_params(op.act) if op.op == "mbconv" else 0)
             inner = max(inner, mid * hi * wi)
         macs += ho * wo * mid * k2
-        params += mid * k2 + _bn(mid)
+        params += mid * k2 + _bn(mid) + (_act_params(op.second_act) if op.op == "mbconv" else 0)
         if op.se:
             r = se_channels(mid)
             macs += 2 * mid * r

@@ -62,6 +62,8 @@ class MobileNetV2Space(SearchSpace):
     name: ClassVar[str] = "mbv2"
     paper_note: ClassVar[str] = "7^21 (GreedyNAS); identity is impossible in 6 stage-first layers"
     with_se: ClassVar[bool] = False
+    #: ``--act``: the MBConvs' second activation (after the depthwise conv; PGONAS Sec. 3.1).
+    block_acts: ClassVar[tuple[str, ...]] = ("relu6", "relu", "prelu", "mish")
     #: stem, first block and head widths at width 1.0 (ProxylessNAS mobile).
     stem_channels: ClassVar[int] = 32
     first_channels: ClassVar[int] = 16
@@ -137,8 +139,9 @@ class MobileNetV2Space(SearchSpace):
         ops.append(OpSpec("conv", (c, h, h), (stem, h2, h2), kernel=3, stride=2, act="relu6"))
         c, h = stem, h2
         first = self._ch(self.first_channels)
+        act2 = self.second_act("relu6")
         ops.append(OpSpec("mbconv", (c, h, h), (first, h, h), kernel=3, stride=1, mid=c,
-                          expand=1, groups=c, act="relu6"))
+                          expand=1, groups=c, act="relu6", act2=act2))
         c = first
         plan = self._stage_plan()
         for i, (gene, (out_c, stride, allow)) in enumerate(zip(genes, plan)):
@@ -149,7 +152,7 @@ class MobileNetV2Space(SearchSpace):
             ho = conv_out(h, layer.kernel, stride)
             ops.append(OpSpec("mbconv", (c, h, h), (out_c, ho, ho), kernel=layer.kernel,
                               stride=stride, mid=mid, expand=layer.expand, groups=mid,
-                              se=layer.se, act="relu6", block=i))
+                              se=layer.se, act="relu6", act2=act2, block=i))
             c, h = out_c, ho
         last = make_divisible(self.last_channels * self.width, 8)
         ops.append(OpSpec("conv", (c, h, h), (last, h, h), kernel=1, stride=1, act="relu6"))

@@ -46,6 +46,7 @@ class MobileNetV2MPSpace(BitsAwareExtremes, MobileNetV2Space):
     """``mbv2`` x per-layer bit pairs {(4,4), (4,8), (8,8)}; bit genes appended after the 21 op genes."""
 
     name: ClassVar[str] = "mbv2-mp"
+    block_acts: ClassVar[tuple[str, ...]] = ()  # PACT replaces the activations
     paper_note: ClassVar[str] = "mbv2 (GreedyNAS 7^21) x 3^21 bit pairs"
     bit_pairs: ClassVar[tuple[tuple[int, int], ...]] = MBV2_BIT_PAIRS
 

@@ -123,8 +123,9 @@ class MobileNetV2SEWidthSpace(MobileNetV2SESpace):
         ops.append(OpSpec("conv", (c, h, h), (stem, h2, h2), kernel=3, stride=2, act="relu6", block=0))
         c, h = stem, h2
         first = self._ch(self.first_channels)
+        act2 = self.second_act("relu6")
         ops.append(OpSpec("mbconv", (c, h, h), (first, h, h), kernel=3, stride=1, mid=c,
-                          expand=1, groups=c, act="relu6", block=0))
+                          expand=1, groups=c, act="relu6", act2=act2, block=0))
         c = first
         for i, (out_c, stride, allow) in enumerate(self._stage_plan()):
             layer = self._options(allow)[genes[1 + 2 * i]]
@@ -134,7 +135,7 @@ class MobileNetV2SEWidthSpace(MobileNetV2SESpace):
             ho = conv_out(h, layer.kernel, stride)
             ops.append(OpSpec("mbconv", (c, h, h), (out_c, ho, ho), kernel=layer.kernel,
                               stride=stride, mid=mid, expand=layer.expand, groups=mid,
-                              se=layer.se, act="relu6", block=1 + i))
+                              se=layer.se, act="relu6", act2=act2, block=1 + i))
             c, h = out_c, ho
         head = len(self.groups) - 1
         last = self._scaled(self.last_channels * self.width, genes[-1])

@@ -47,6 +47,7 @@ def create_space(name: str, **kwargs: Any):
         raise HwnasError(f"resolution of space {name!r} must be >= 8, got {space.resolution}")
     if space.num_classes < 1:
         raise HwnasError(f"num_classes of space {name!r} must be >= 1, got {space.num_classes}")
+    space.check_act()
     return space
 
 

@@ -76,6 +76,7 @@ def train_cmd(
     seed: Annotated[Optional[int], Opt(help="Seed of weights, data order and paths (default 0).")] = None,
     width: Annotated[Optional[float], Opt(help="Width multiplier of the space.")] = None,
     resolution: Annotated[Optional[int], Opt(help="Input resolution.")] = None,
+    act: Annotated[Optional[str], Opt("--act", help="The blocks' second activation (PGONAS Sec. 3.1): prelu or mish (relu / relu6: the space's default); on mbv2, mbv2-se, mbv2-se-width and resnet48.")] = None,
     device: Annotated[Optional[str], Opt("--device", "-d", help="Device profile whose latency table gives latency ranges (constrained: --opt cost=latency).")] = None,
     runtime: Annotated[Optional[str], Opt(help="Runtime of that latency table (default tflite).")] = None,
     tables_dir: Annotated[Optional[Path], Opt(help="Folder of latency tables (default: the shipped ones).")] = None,
@@ -96,7 +97,7 @@ def train_cmd(
         "download": download, "strategy": strategy, "sharing": sharing, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "lr_warmup_epochs": lr_warmup_epochs, "momentum": momentum,
         "weight_decay": weight_decay, "label_smoothing": label_smoothing, "workers": workers, "amp": amp,
-        "seed": seed, "width": width, "resolution": resolution, "steps_per_epoch": steps_per_epoch,
+        "seed": seed, "width": width, "resolution": resolution, "act": act, "steps_per_epoch": steps_per_epoch,
         "log_every": log_every, "device": device, "runtime": runtime,
         "tables_dir": None if tables_dir is None else str(tables_dir),
     }

@@ -54,6 +54,7 @@ class TrainConfig:
     space: str = "mbv2"
     width: float | None = None
     resolution: int | None = None
+    act: str | None = None  # the blocks' second activation (PGONAS Sec. 3.1); None: the space's
     data: str = "digits"
     data_root: str | None = None
     download: bool = False

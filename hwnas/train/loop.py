@@ -133,7 +133,7 @@ def build_criterion(config: TrainConfig) -> nn.Module:
 
 
 def space_for(config: TrainConfig, num_classes: int) -> SearchSpace:
-    return create_space(config.space, width=config.width, resolution=config.resolution,
+    return create_space(config.space, width=config.width, resolution=config.resolution, act=config.act,
                         num_classes=num_classes)
 
 
@@ -353,7 +353,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
             config = config.replace(batch_size=stored.batch_size)
 
     # data and space (the dataset decides the number of classes)
-    res_space = create_space(config.space, width=config.width, resolution=config.resolution)
+    res_space = create_space(config.space, width=config.width, resolution=config.resolution, act=config.act)
     if config.download and info.distributed and not info.is_main:
         D.barrier(info)  # rank 0 downloads first
     data = data_for(config, res_space.resolution, res_space.in_channels)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hwnas.cli import main
+from conftest import run_cli
 from hwnas.train import TrainConfig, train_supernet
 from hwnas.ranking.rank_check import correlations
 
@@ -51,10 +52,8 @@ def test_rank_check_cli_writes_csv_plot_json_and_reuses_standalone_runs(tmp_path
     train_supernet(cfg, run, quiet=True)
     args = ["rank-check", "--checkpoint", str(run / "last.pt"), "--n", "3", "--epochs", "1",
             "--seeds", "2", "--calib-batches", "1", "-q"]
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    assert exc.value.code == 0
-    out = capsys.readouterr().out
+    code, out, err = run_cli(args, capsys)  # success returns (exit 0); errors exit 2
+    assert code == 0, err
     assert "Kendall tau" in out and "Spearman rho" in out and "Pearson r" in out
     assert "baseline: MACs" in out and "ceiling: seed vs seed" in out
     folder = run / "rank_check"
@@ -80,9 +79,7 @@ def test_rank_check_cli_writes_csv_plot_json_and_reuses_standalone_runs(tmp_path
     # the stand-alone results are cached: a rerun with the same settings trains nothing
     standalone = (folder / "standalone.jsonl").read_text()
     assert len(standalone.splitlines()) == 6
-    with pytest.raises(SystemExit):
-        main(args)
-    capsys.readouterr()
+    assert run_cli(args, capsys)[0] == 0
     assert (folder / "standalone.jsonl").read_text() == standalone
     assert list(csv.DictReader(open(folder / "rank_check.csv"))) == rows
     with pytest.raises(SystemExit) as exc:

@@ -66,7 +66,7 @@ def test_errors(data, tmp_path):
         model_from_dict({k: v for k, v in d.items() if k != "trees"})
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(HwnasError, match="cannot read model file"):
+    with pytest.raises(HwnasError, match="model file .* is not valid JSON"):
         load_model(bad)
     with pytest.raises(HwnasError, match="does not exist"):
         load_model(tmp_path / "none.json")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import HwnasError
+from hwnas.io import read_json
 
 FORMAT = "hwnas.sklearn_model"
 FORMAT_VERSION = 1
@@ -235,11 +236,5 @@ def save_model(path: str | Path, model: Any, **meta: Any) -> Path:
 
 def load_model(path: str | Path) -> Any:
     """The fitted estimator stored in ``path`` by :func:`save_model`."""
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HwnasError(f"model file {path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise HwnasError(f"cannot read model file {path}: {exc}") from None
+    d = read_json(path, "model file")
     return model_from_dict(d, where=f"model file {path}")

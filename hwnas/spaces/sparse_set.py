@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import HwnasError
+from hwnas.io import read_json
 from hwnas.spaces.base import SearchSpace
 
 FORMAT = "hwnas.sparse_space"
@@ -84,12 +85,7 @@ class SparseSet:
 def load_sparse_set(path: str | Path, space: SearchSpace | None = None, what: str = "this run") -> SparseSet:
     """Read a sparse-space file (and check it against ``space`` when given)."""
     path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HwnasError(f"sparse-space file {path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise HwnasError(f"cannot read sparse-space file {path}: {exc}") from None
+    d = read_json(path, "sparse-space file")
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise HwnasError(f"{path} is not a sparse-space file (no format={FORMAT!r} entry); "
                          f"write one with `hwnas sparse space`")

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import HwnasError
+from hwnas.io import read_json
 from hwnas.sparse.encoding import ENCODING, encode
 from hwnas.sparse.pairs import Pairs, file_sha256
 
@@ -98,12 +99,9 @@ def load_predictor(path: str | Path) -> EarlyPredictor:
     from hwnas.learn.serialize import model_from_dict
 
     path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HwnasError(f"predictor file {path} does not exist (fit one with `hwnas sparse fit`)") from None
-    except (OSError, ValueError) as exc:
-        raise HwnasError(f"cannot read predictor file {path}: {exc}") from None
+    if not path.exists():
+        raise HwnasError(f"predictor file {path} does not exist (fit one with `hwnas sparse fit`)")
+    d = read_json(path, "predictor file")
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise HwnasError(f"{path} is not an early-predictor file (no format={FORMAT!r} entry)")
     if int(d.get("format_version", 0)) > FORMAT_VERSION:

@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
 
     usage_error, click_exception = _click_errors()
     try:
-        rv = app(args=argv, prog_name="hwnas", standalone_mode=False)
+        rv = checked_command()(args=argv, prog_name="hwnas", standalone_mode=False)
     except HwnasError as exc:
         print_error(str(exc))
         sys.exit(exc.exit_code)
@@ -316,6 +316,49 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     if isinstance(rv, int) and rv:
         sys.exit(rv)
+
+
+def iter_commands(command=None, path: tuple[str, ...] = ()):
+    """``(path, click command)`` for every command of the app (sub-commands of groups included),
+    e.g. ``(("lut", "validate"), <command>)``."""
+    command = command if command is not None else typer.main.get_command(app)
+    subs = getattr(command, "commands", None)
+    if subs is None:
+        yield path, command
+        return
+    for name in sorted(subs):
+        yield from iter_commands(subs[name], (*path, name))
+
+
+def option_flag(param) -> str:
+    """The long name of a click option (``--max-latency-ms``), else its first name."""
+    return next((o for o in param.opts if o.startswith("--")), param.opts[0] if param.opts else param.name)
+
+
+def checked_command():
+    """The click command of the app with the range of :data:`hwnas.checks.OPTION_RANGES` checked
+    on every numeric option as it is parsed: before a command runs, so before it writes anything."""
+    from hwnas.checks import option_range
+
+    root = typer.main.get_command(app)
+    for path, command in iter_commands(root):
+        for param in command.params:
+            rng = option_range(" ".join(path), option_flag(param))
+            if rng is not None:
+                param.callback = _range_callback(rng, option_flag(param), param.callback)
+    return root
+
+
+def _range_callback(rng, flag: str, previous):
+    def callback(ctx, param, value):
+        if previous is not None:
+            value = previous(ctx, param, value)
+        try:
+            return rng.check(flag, value)
+        except HwnasError as exc:
+            raise HwnasError(f"{ctx.command_path}: {exc}") from None
+
+    return callback
 
 
 def _click_errors() -> tuple[type[Exception], type[Exception]]:

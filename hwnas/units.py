@@ -9,7 +9,7 @@ from hwnas.errors import HwnasError
 
 #: decimal suffixes, case-insensitive on input (``k`` = ``K`` = 1e3).
 SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
-_AMOUNT = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtT]?)\s*")
+_AMOUNT = re.compile(r"\s*([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtT]?)\s*")
 
 
 def parse_amount(text: str, option: str, *, allow_zero: bool = False) -> float:
@@ -20,8 +20,12 @@ def parse_amount(text: str, option: str, *, allow_zero: bool = False) -> float:
     """
     m = _AMOUNT.fullmatch(str(text))
     if not m:
+        if str(text).strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise HwnasError(f"{option} must be a finite number, got {str(text)!r}")
         raise HwnasError(f"{option} {str(text)!r} is not a number; use e.g. 330M, 1.5G or 2e8")
     value = float(m.group(1)) * SUFFIXES[m.group(2).lower()]
+    if not math.isfinite(value):
+        raise HwnasError(f"{option} {str(text)!r} is too large; use e.g. 330M, 1.5G or 2e8")
     if value < 0 or (value == 0 and not allow_zero):
         raise HwnasError(f"{option} must be {'>= 0' if allow_zero else '> 0'}, got {text}")
     return value

@@ -56,7 +56,7 @@ def test_arch_show_decodes_and_costs(capsys, tmp_path):
     (["arch", "show", "-s", "resnet99", "-g", "1"], "unknown search space 'resnet99'; known spaces: mbv2"),
     (["arch", "show", "-s", "mbv2", "-g", "1,x,3"], "gene 'x' is not an integer"),
     (["arch", "show", "-s", "mbv2", "-g", "@/nonexistent/genes.json"], "genes file /nonexistent/genes.json does not exist"),
-    (["arch", "sample", "-s", "mbv2", "--width", "-1"], "width of space 'mbv2' must be > 0"),
+    (["arch", "sample", "-s", "mbv2", "--width", "-1"], "--width must be > 0, got -1"),
 ])
 def test_errors_are_one_line_exit_2(args, message, capsys):
     code, out, err = run_cli(args, capsys)

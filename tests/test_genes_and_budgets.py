@@ -23,7 +23,8 @@ def test_parse_amount(text, value):
 
 
 @pytest.mark.parametrize("text,message", [("lots", "--max-macs 'lots' is not a number"), ("3X", "is not a number"),
-                                          ("0", "--max-macs must be > 0, got 0"), ("-3M", "is not a number")])
+                                          ("0", "--max-macs must be > 0, got 0"), ("-3M", "--max-macs must be > 0, got -3M"),
+                                          ("nan", "must be a finite number"), ("1e999", "is too large")])
 def test_parse_amount_errors(text, message):
     with pytest.raises(HwnasError, match=message):
         parse_amount(text, "--max-macs")

@@ -107,3 +107,86 @@ def test_plain_progress_lines_without_a_tty(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("host [cpu]: 1/4 (25 %)") and lines[-1].startswith("host [cpu]: 4/4 (100 %)")
     assert len(lines) == 4
+
+
+# ---- the device is checked before any work ----------------------------------------------------------
+from conftest_adb import adb_client, adb_env, adb_test_key, loopback_adbd, make_loopback_adbd  # noqa: E402,F401
+
+
+def test_profile_checks_the_device_before_exporting(adb_client, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """A wrong serial, then the right one without the benchmark tool: both fail before one one-op
+    model is exported and before a table is written."""
+    from hwnas.latency.opmodels import OpModelCache
+
+    for k, v in adb_client.env.items():
+        monkeypatch.setenv(k, v)
+    exported = []
+    monkeypatch.setattr(OpModelCache, "get", lambda self, key, spec: exported.append(key))
+    tables = tmp_path / "tables"
+    common = ["profile", "-d", "s22", "-s", "mbv2", "--width", "0.25", "--resolution", "16",
+              "--num-classes", "2", "--calibrate", "0", "--tables-dir", str(tables)]
+    code, _, err = run_cli([*common, "--serial", "WRONG-SERIAL-0"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "WRONG-SERIAL-0" in err and "not found by adb" in err
+    code, _, err = run_cli([*common, "--serial", adb_client.serial], capsys)
+    assert code == 2 and err.count("\n") == 1 and "benchmark_model not found" in err
+    assert exported == [] and not tables.exists()
+
+
+# ---- option ranges, checked before anything is written ----------------------------------------------
+@pytest.mark.parametrize("args,needle", [
+    (["profile", "-d", "host", "--threads", "0"], "hwnas profile: --threads must be >= 1, got 0"),
+    (["profile", "-d", "host", "--threads", "-2"], "hwnas profile: --threads must be >= 1, got -2"),
+    (["search", "-s", "mbv2", "--max-latency-ms", "nan"], "--max-latency-ms must be a finite number, got nan"),
+    (["search", "-s", "mbv2", "--max-latency-ms", "-1"], "--max-latency-ms must be > 0, got -1"),
+    (["search", "-s", "mbv2", "--max-macs", "-5"], "--max-macs must be > 0, got -5"),
+    (["search", "-s", "mbv2", "--max-macs", "nan"], "--max-macs must be a finite number"),
+    (["search", "-s", "mbv2", "--max-bitops", "inf"], "--max-bitops must be a finite number"),
+    (["search", "-s", "mbv2", "--max-params", "1e400"], "--max-params '1e400' is too large"),
+    (["arch", "sample", "-s", "mbv2", "--width", "nan"], "--width must be a finite number, got nan"),
+    (["arch", "sample", "-s", "mbv2", "--width", "inf"], "--width must be a finite number, got inf"),
+    (["arch", "sample", "-s", "mbv2", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["train", "--momentum", "1.5"], "--momentum must be < 1, got 1.5"),
+])
+def test_option_ranges_refused_before_any_file(args, needle, tmp_path, capsys):
+    out = tmp_path / "out"
+    extra = ["--out", str(out)] if args[0] in ("search", "train") else ["--tables-dir", str(out)] \
+        if args[0] == "profile" else []
+    code, _, err = run_cli([*args, *extra], capsys)
+    assert code == 2 and err.count("\n") == 1 and needle in err, err
+    assert not out.exists()  # no table, no state file, no run folder
+
+
+def test_profile_settings_are_checked_by_the_library_too(tmp_path):
+    from hwnas.latency.profile import ProfileConfig
+
+    with pytest.raises(HwnasError, match="--threads must be >= 1, got -2"):
+        ProfileConfig(runtime="onnx", threads=-2)
+    with pytest.raises(HwnasError, match="--runs must be an integer"):
+        ProfileConfig(runtime="onnx", runs=2.5)
+
+
+def test_width_of_a_space_must_be_finite():
+    from hwnas.spaces import create_space
+
+    for bad in (math.nan, math.inf, "wide"):
+        with pytest.raises(HwnasError, match="width of space 'mbv2'"):
+            create_space("mbv2", width=bad)
+
+
+def test_a_failed_single_device_profile_says_resume(tmp_path, monkeypatch, capsys):
+    import hwnas.latency.profile as P
+    from hwnas.latency.opmodels import OpModelCache
+
+    monkeypatch.setattr(OpModelCache, "get", lambda self, key, spec: tmp_path / f"{key}.onnx")
+
+    def lost(keys, measure, commit, guard, block):
+        raise HwnasError("device host: lost")
+
+    monkeypatch.setattr(P, "measure_guarded", lost)
+    code, _, err = run_cli(["profile", "-d", "host", "--runtime", "onnx", "-s", "mbv2", "--width", "0.25",
+                            "--resolution", "16", "--num-classes", "2", "--no-canary", "--calibrate", "0",
+                            "--tables-dir", str(tmp_path / "t")], capsys)
+    last = err.splitlines()[-1]  # after the plain progress lines
+    assert code == 2 and last.startswith("error: ") and "Traceback" not in err
+    assert "device host: lost" in last and "run the same command again with --resume" in last

@@ -589,8 +589,8 @@ class AdbCliTransport(_RetryingTransport):
                              "device (or run 'adb kill-server' and start adb with the right permissions)")
         if state is None:
             listed = ", ".join(serials) or "none"
-            raise _ConnectionLost(f"not found by adb (devices listed: {listed}); check the cable and "
-                                  "that USB debugging is on")
+            raise _ConnectionLost(f"serial {self.serial} not found by adb (devices listed: {listed}); check "
+                                  "the serial (--serial), the cable and that USB debugging is on")
         raise _ConnectionLost(f"device is {state}; reconnect the cable or restart adbd on the device")
 
     def _disconnect(self) -> None:

@@ -122,8 +122,7 @@ def register(app: typer.Typer) -> None:
                     f"offset {cal['offset_ms']:.3f} ms (fit MAPE {cal['mape_on_fit']:.1%})")
         failed = {name: b.error for name, b in builds.items() if b.error is not None}
         if failed:
-            raise HwnasError("; ".join(f"{k}: {v}" for k, v in failed.items())
-                             + " (finished keys are saved: rerun with --resume)")
+            raise HwnasError("; ".join(f"{k}: {v}" for k, v in failed.items()))
 
     @lut.command("show")
     def show_cmd(device: DeviceOpt, space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",

@@ -23,6 +23,7 @@ from typing import Any
 
 from hwnas.cost import op_costs
 from hwnas.devices.profiles import DeviceProfile
+from hwnas.checks import check_float, check_int
 from hwnas.errors import HwnasError
 from hwnas.latency.keys import space_ops
 from hwnas.latency.opmodels import OpModelCache
@@ -57,10 +58,14 @@ class ProfileConfig:
         spec, precision = resolve(self.runtime, None if legacy else self.precision)
         object.__setattr__(self, "runtime", spec.name)
         object.__setattr__(self, "precision", precision)
-        if self.rounds < 1:
-            raise HwnasError(f"--rounds must be >= 1, got {self.rounds}")
-        if self.canary_block < 1:
-            raise HwnasError(f"canary block must be >= 1, got {self.canary_block}")
+        # before any table is opened or written: a table stamped with a bad setting would block
+        # every correct run after it
+        for name, value, low in (("--threads", self.threads, 1), ("--warmup", self.warmup, 0),
+                                 ("--runs", self.runs, 1), ("--repetitions", self.repetitions, 1),
+                                 ("--rounds", self.rounds, 1), ("--max-keys", self.max_keys, 1),
+                                 ("canary block", self.canary_block, 1)):
+            check_int(name, value, min=low)
+        check_float("canary max wait", self.canary_max_wait_s, min=0, optional=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,17 +149,29 @@ def profile_device(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfi
 
     ``on_progress(key, done, total)`` is called after every key. Any failure (device lost after the
     transport's retries, unparsable tool output) propagates as HwnasError; everything measured before
-    it is already on disk.
+    it is already on disk, and the error says to continue with ``resume=True`` (``--resume``).
     """
-    from hwnas.runners.base import MeasureConfig
-
     runner = _runner_for(profile, cfg.runtime, transport, cfg.precision)
     rt = profile.runtime(cfg.runtime)
     delegate = rt.check_delegate(cfg.delegate)
     threads = cfg.threads or profile.cpu.default_threads
+    runner.preflight()  # a wrong serial or a missing tool fails before any export or table
     runtime_version = _runtime_version(runner)
     path = table_path(profile.name, space.name, cfg.runtime, tables_dir, cfg.precision)
     table = _open_table(path, profile, space, cfg, runtime_version, delegate, threads, resume)
+    try:
+        return _measure_missing(table, profile, space, cfg, runner, delegate, threads, cache, on_progress)
+    except HwnasError as exc:  # what was measured is saved: say how to continue
+        raise HwnasError(f"{exc} ({len(table.entries)} measured keys are saved in {path}: run the "
+                         f"same command again with --resume to continue)") from None
+
+
+def _measure_missing(table: LatencyTable, profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfig,
+                     runner: Any, delegate: str, threads: int, cache: OpModelCache | None,
+                     on_progress: Callable[[str, int, int], None] | None) -> LatencyTable:
+    """Export and measure the keys ``table`` still lacks (its settings were checked)."""
+    from hwnas.runners.base import MeasureConfig
+
     ops = space_ops(space)
     todo = table.unfinished(ops, cfg.rounds)
     if cfg.max_keys is not None:

@@ -175,6 +175,11 @@ class Runner(ABC):
     def measure(self, model: str | Path, config: MeasureConfig | None = None, **overrides: Any) -> Measurement:
         """Measure ``model``; ``overrides`` are :class:`MeasureConfig` fields (``runs=20``)."""
 
+    def preflight(self) -> None:
+        """Check, before any model is exported or any file written, that this runner can measure
+        (device runners: the device answers and its benchmark tool is there); raises HwnasError.
+        Host runners need nothing."""
+
     def _check_model(self, model: str | Path) -> Path:
         path = Path(model)
         if not path.is_file():
@@ -265,6 +270,11 @@ class DeviceToolRunner(Runner):
             repetitions_rejected=cfg.repetitions - pooled.repetitions,
             extra={"command": shlex.join(argv), **first_extra},
         )
+
+    def preflight(self) -> None:
+        """The device answers (a wrong serial or an unplugged cable fails here, after the
+        transport's retries) and its benchmark tool is executable."""
+        self.ensure_binary(self.profile.runtime(self.runtime))
 
     def ensure_binary(self, rt: Runtime) -> str:
         """The tool's path on the device, after checking it exists and is executable."""

@@ -30,6 +30,19 @@ def space_names() -> list[str]:
     return sorted(_SPACES)
 
 
+def _check_settings(name: str, settings: dict[str, Any]) -> None:
+    """width a finite number > 0, resolution an int >= 8, num_classes an int >= 1 (from the
+    command line or from a checkpoint's config)."""
+    from hwnas.checks import check_float, check_int
+
+    if "width" in settings:
+        check_float(f"width of space {name!r}", settings["width"], above=0)
+    if "resolution" in settings:
+        check_int(f"resolution of space {name!r}", settings["resolution"], min=8)
+    if "num_classes" in settings:
+        check_int(f"num_classes of space {name!r}", settings["num_classes"], min=1)
+
+
 def create_space(name: str, **kwargs: Any):
     """Build the registered space ``name`` with ``width``, ``resolution``, ``num_classes``..."""
     _load_builtin()
@@ -37,16 +50,13 @@ def create_space(name: str, **kwargs: Any):
     if cls is None:
         raise HwnasError(f"unknown search space {name!r}; known spaces: {', '.join(space_names())}")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    _check_settings(name, kwargs)  # before the space computes channels from them
     try:
         space = cls(**kwargs)
     except TypeError as exc:
         raise HwnasError(f"bad settings for space {name!r}: {exc}") from None
-    if space.width <= 0:
-        raise HwnasError(f"width of space {name!r} must be > 0, got {space.width}")
-    if space.resolution < 8:
-        raise HwnasError(f"resolution of space {name!r} must be >= 8, got {space.resolution}")
-    if space.num_classes < 1:
-        raise HwnasError(f"num_classes of space {name!r} must be >= 1, got {space.num_classes}")
+    _check_settings(name, {"width": space.width, "resolution": space.resolution,
+                           "num_classes": space.num_classes})
     space.check_act()
     return space
 

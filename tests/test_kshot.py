@@ -142,6 +142,15 @@ def test_kshot_errors_are_one_line_exit_2(straight, capsys, tmp_path):
     no_width = ["mbv2" if a == "mbv2-se-width" else a for a in ARGS]
     code, _, err = run_cli(["train", "--out", str(tmp_path / "b"), *no_width, "--opt", "channel=true"], capsys)
     assert code == 2 and "width genes" in err and len(err.strip().splitlines()) == 1
+    # the contrastive regulariser's options need the channel branch: no width genes, or channel=false
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "c"), *no_width, "--opt", "tau=0.5",
+                            "--opt", "rc_margin=3"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "tau=0.5, rc_margin=3 sets the contrastive regulariser r_c" in err and "'mbv2' has no width genes" in err
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "d"), *ARGS, "--opt", "channel=false",
+                            "--opt", "alpha=2"], capsys)
+    assert code == 2 and "alpha=2.0 sets" in err and "channel=false" in err and len(err.strip().splitlines()) == 1
+    assert not any((tmp_path / n).exists() for n in "abcd")
     out, _ = straight
     code, _, err = run_cli(["train", "--out", str(out), *ARGS, "--epochs", "3", "--resume", "--opt", "k=4",
                             "--opt", "warmup_epochs=1", "--opt", "paths=2"], capsys)
@@ -164,3 +173,25 @@ def test_kshot_width_space_size_genes_and_parity():
     assert costs["macs"][0] > costs["macs"][1]
     sub = materialize(build_supernet(space, "elastic").eval(), narrow)
     assert sum(p.numel() for p in sub.parameters()) == costs["params"][1]  # cost model exact
+
+
+def test_kshot_on_the_elastic_depth_space_uses_one_code_per_subnet(tmp_path):
+    """resnet48 (elastic depth): sampled paths are canonical, r_c moves only widths of running
+    layers, and a path's code ignores the genes of its switched-off layers."""
+    import json
+
+    cfg = {**TINY, "space": "resnet48", "steps_per_epoch": 2, "epochs": 1}
+    out = tmp_path / "r48"
+    train_supernet(TrainConfig(**cfg, options={"k": 2, "warmup_epochs": 0, "paths": 2}), out, quiet=True)
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(s["r_c"] > 0 for s in steps if s["kind"] == "step")
+    net, _ = supernet_from_checkpoint(out / "last.pt")
+    space = net.space
+    g = list(space.smallest())
+    g[space.depth_genes[2] + 5] = 2  # a width gene of a layer the depth switches off
+    assert tuple(g) != space.canonical(g)
+    mix = net.provider.path_mix(net, g)
+    assert torch.equal(mix.weights, net.provider.path_mix(net, space.canonical(g)).weights)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert (net(x, g) - materialize(net, g)(x)).abs().max() <= 1e-5

@@ -144,3 +144,13 @@ def test_pgonas_resumes_bit_identically(straight, tmp_path):
 def test_pgonas_bad_options_are_one_line_exit_2(opt, words, capsys, tmp_path):
     code, _, err = run_cli(["train", "--out", str(tmp_path / "x"), *ARGS, "--opt", opt], capsys)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_prior_the_space_cannot_compute_is_one_line_exit_2_before_anything_is_written(capsys, tmp_path):
+    # Zen-score is defined on full-precision networks; the PACT spaces quantize every block
+    args = ["resnet18-mp" if a == "mbv2" else a for a in ARGS]
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "run"), *args, "--opt", "prior=zen"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "prior 'zen' needs a full-precision network" in err and "'resnet18-mp'" in err and "w1a2" in err
+    assert "fp32" not in err
+    assert not (tmp_path / "run").exists()

@@ -187,7 +187,8 @@ class KShotSharing(WeightSharing):
 
     def path_mix(self, supernet: nn.Module, genes: Sequence[int]) -> Code:
         simplex = supernet.shared["simplex"]
-        return Code(simplex.code(genes))
+        # one code per subnet: the genes of layers switched off by a depth gene do not count
+        return Code(simplex.code(supernet.space.canonical(genes)))
 
     def run(self, module: nn.Module, spec: OpSpec, x: torch.Tensor, mix: Any = None) -> torch.Tensor:
         if mix is None:

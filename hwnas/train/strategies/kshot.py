@@ -29,6 +29,7 @@ checkpoint use each path's own code without any K-shot-specific code of theirs.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -48,6 +49,8 @@ PAPER_WARMUP_EPOCHS = 5.0
 PAPER_SIMPLEX_PATHS = 16
 PAPER_TAU = 0.3
 PAPER_ALPHA = 1.0
+#: the options of the contrastive regulariser r_c (refused where it cannot run)
+RC_OPTIONS = ("tau", "alpha", "rc_margin")
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,20 @@ class KShotStrategy(Strategy):
                              f"space {self.space.name!r} has none (use a width space such as "
                              f"'mbv2-se-width', or leave channel at auto)")
         self.channel = bool(self.widths) and o.channel is not False
+        if not self.channel:
+            defaults = {f.name: f.default for f in dataclasses.fields(KShotOptions)}
+            moved = [f"{k}={getattr(o, k)}" for k in RC_OPTIONS if getattr(o, k) != defaults[k]]
+            if moved:
+                names = ", ".join(RC_OPTIONS)
+                why = (f"space {self.space.name!r} has no width genes (use a width space such as "
+                       f"'mbv2-se-width', or leave {names} out)" if not self.widths
+                       else f"option channel=false turns the channel branch off (leave {names} out)")
+                raise HwnasError(f"strategy 'kshot': option {', '.join(moved)} sets the contrastive regulariser "
+                                 f"r_c (K-shot NAS Sec. 4, Eq. 15-17), which runs only with the channel branch; "
+                                 f"{why}")
+        # the width genes the regulariser may move: with more than one option
+        self._rc_widths = tuple(i for i in self.widths if self.space.choices[i] > 1)
+        self._gate = {i: grp for grp in self.space.groups for i in grp.own_genes}
         self.warmup_steps = int(round(o.warmup_epochs * run.steps_per_epoch))
         self.total_steps = run.total_steps
         # b / b_s images per simplex-net path; at least 2 images so BatchNorm sees a batch
@@ -121,11 +138,15 @@ class KShotStrategy(Strategy):
     def in_warmup(self, step: int) -> bool:
         return step < self.warmup_steps
 
+    def _sample(self) -> Genes:
+        # canonical: on elastic-depth spaces one gene tuple (and so one simplex code) per subnet
+        return self.space.canonical(self.space.sample(self.rng))
+
     def paths(self, step: int) -> list[PathRun]:
         if self.in_warmup(step):
-            return [PathRun(self.space.sample(self.rng), role="warmup")]
-        runs = [PathRun(self.space.sample(self.rng), role="supernet")]
-        runs += [PathRun(self.space.sample(self.rng), role="simplex") for _ in range(self.m)]
+            return [PathRun(self._sample(), role="warmup")]
+        runs = [PathRun(self._sample(), role="supernet")]
+        runs += [PathRun(self._sample(), role="simplex") for _ in range(self.m)]
         self._rc_paths = self._rc_set(runs[1].genes, [r.genes for r in runs[2:]]) if self.channel else []
         return runs
 
@@ -133,7 +154,11 @@ class KShotStrategy(Strategy):
         """[anchor, positive, negatives...] of r_c (Eq. 15): one architecture, other width vectors."""
         g = list(anchor)
         pos = list(g)
-        i = self.widths[int(self.rng.integers(len(self.widths)))]
+        # a width gene of a layer that runs (elastic depth) and has more than one width
+        live = [w for w in self._rc_widths if (grp := self._gate.get(w)) is None or grp.runs(g)]
+        if not live:
+            return []
+        i = live[int(self.rng.integers(len(live)))]
         n = self.space.choices[i]
         pos[i] = g[i] + 1 if g[i] + 1 < n and (g[i] == 0 or self.rng.random() < 0.5) else g[i] - 1
         out = [tuple(g), tuple(pos)]
@@ -143,6 +168,7 @@ class KShotStrategy(Strategy):
             for _ in range(16):  # a width vector at l1 distance >= margin from the anchor's
                 for w in self.widths:
                     neg[w] = src[w]
+                neg = list(self.space.canonical(neg))
                 if sum(abs(neg[w] - g[w]) for w in self.widths) >= self.margin:
                     break
                 src = self.space.sample(self.rng)

@@ -139,6 +139,12 @@ def prior_function(name: str, space: Any, *, zen_batch: int = 16, seed: int = 0)
         if not any(op.op == "gap" for op in space.layers(space.smallest_valid())):
             raise HwnasError(f"prior 'zen' needs the pre-GAP feature map (Zen-NAS); space {space.name!r} "
                              f"has no global average pooling")
+        dtypes = {op.dtype for op in space.fixed_ops()} | {op.dtype for o in space.block_options() for op in o.ops}
+        bits = sorted(dtypes - {"fp32"})
+        if bits:
+            raise HwnasError(f"prior 'zen' needs a full-precision network (Zen-NAS Sec. 4: the response of a "
+                             f"piecewise-linear network to a small perturbation); space {space.name!r} "
+                             f"quantizes its blocks ({', '.join(bits)}); use prior=flops or prior=params")
         return ZenPrior(space, zen_batch, seed)
     raise HwnasError(f"unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
 

@@ -14,15 +14,18 @@
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 from typing import Any
 
 from hwnas.errors import HwnasError
+from hwnas.io import read_json
 from hwnas.spaces.base import SearchSpace
 
 #: keys under which hwnas's outputs list several architectures.
 ENTRY_LISTS = ("archs", "pareto")
+#: one gene on the command line: ASCII digits, optionally negative (refused later as out of range)
+_GENE = re.compile(r"-?[0-9]+", re.ASCII)
 
 
 def _is_genes(value: Any) -> bool:
@@ -52,12 +55,7 @@ def read_genes_file(spec: str) -> tuple[tuple[int, ...], dict[str, Any] | None]:
     """Genes from ``FILE`` or ``FILE#K`` and the space config the file names (``None`` if it names none)."""
     name, sep, index_text = spec.rpartition("#") if "#" in spec else (spec, "", "")
     path = Path(name)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HwnasError(f"genes file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HwnasError(f"cannot read genes file {path}: {exc}") from None
+    data = read_json(path, "genes file", expect=(dict, list))
     entries = _entries(data, path)
     if not entries:
         raise HwnasError(f"genes file {path} holds no architectures")
@@ -100,9 +98,9 @@ def parse_genes(text: str, space: SearchSpace | None = None) -> tuple[int, ...]:
         parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
         if not parts:
             raise HwnasError("no genes given: pass comma-separated integers like 3,0,6 or @file.json")
-        try:
-            genes = tuple(int(p) for p in parts)
-        except ValueError:
-            bad = next(p for p in parts if not p.lstrip("-").isdigit())
-            raise HwnasError(f"gene {bad!r} is not an integer; pass comma-separated integers or @file.json") from None
+        bad = next((p for p in parts if not _GENE.fullmatch(p)), None)
+        if bad is not None:  # int() alone would take '٣', '1_0' or '+1'
+            raise HwnasError(f"gene {bad!r} is not an integer (digits 0-9, optionally after '-'); "
+                             f"pass comma-separated integers or @file.json")
+        genes = tuple(int(p) for p in parts)
     return space.validate(genes) if space is not None else genes

@@ -17,7 +17,6 @@ quickstart interrupted at any point continues where it stopped.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -29,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_json
+from hwnas.io import atomic_write_json, check_writable_dir, read_json
 
 STEPS = ("train", "latency", "search", "export", "measure")
 #: predicted vs measured latency further apart than this suggests the shipped table's computer differs
@@ -79,9 +78,13 @@ class _State:
         self.data: dict[str, Any] = {"config": cfg.to_dict(), "steps": {}}
         if path.exists():
             try:
-                old = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise HwnasError(f"cannot read {path}: {exc}; remove it to start the quick start again") from None
+                old = read_json(path, "quick start state")  # UTF-8, an object, no NaN
+                for key in ("config", "steps"):
+                    if not isinstance(old.get(key), dict):
+                        raise HwnasError(f"quick start state {path}: {key!r} must be an object, got "
+                                         f"{type(old.get(key)).__name__}")
+            except HwnasError as exc:
+                raise HwnasError(f"{exc}; remove it to start the quick start again") from None
             if old.get("config") != cfg.to_dict():
                 diff = sorted(k for k in cfg.to_dict() if old.get("config", {}).get(k) != cfg.to_dict()[k])
                 raise HwnasError(f"{path.parent} holds a quick start with other settings ({', '.join(diff)}); "
@@ -302,7 +305,7 @@ def run_quickstart(cfg: QuickstartConfig, out: str | Path, *, until: str | None 
     if until is not None and until not in STEPS:
         raise HwnasError(f"--until {until!r} is not a step; steps: {', '.join(STEPS)}")
     console = console or Console(stderr=True)
-    out = Path(out)
+    out = check_writable_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out / "quickstart.json", cfg)
     t_all = time.perf_counter()

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -74,5 +76,54 @@ def test_weights_only_refuses_pickled_objects(tmp_path):
 
     # any pickled Python object outside torch's allow-list (here a datetime) must be refused
     torch.save({"format": "hwnas.checkpoint", "obj": datetime.datetime(2026, 1, 1)}, evil)
-    with pytest.raises(HwnasError, match="cannot read checkpoint"):
+    with pytest.raises(HwnasError, match="refusing checkpoint .*asks for datetime.datetime"):
         load_checkpoint(evil)
+
+
+class _Payload:
+    """A pickle that would run a shell command when unpickled without the weights-only guard."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_malicious_checkpoint_names_the_refused_global(tmp_path, capsys):
+    from conftest import run_cli
+
+    marker = tmp_path / "PWNED"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "hwnas.checkpoint", "model": _Payload(marker)}, evil)
+    with pytest.raises(HwnasError) as exc:
+        load_checkpoint(evil)
+    msg = str(exc.value)
+    assert "posix.system" in msg and "not trusted" in msg and "nothing in it was run" in msg
+    assert "weights_only" not in msg and not marker.exists()
+    code, _, err = run_cli(["eval", "--checkpoint", str(evil), "--genes", "0"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "posix.system" in err and not marker.exists()
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("format_version", "1", "format_version must be an integer, got '1'"),
+    ("model", [1, 2], "model must be a state dict (names -> tensors), got list"),
+    ("model", {"w": 3}, "model must be a state dict"),
+    ("space", ["mbv2"], "space must be a space config"),
+    ("kind", "teacher", "kind must be one of supernet, subnet, got 'teacher'"),
+    ("genes", "0,1", "genes must be a list of integers"),
+])
+def test_crafted_checkpoint_fields_are_one_line_errors(tmp_path, field, value, message):
+    _, _, path = _save_supernet(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt[field] = value
+    torch.save(ckpt, path)
+    with pytest.raises(HwnasError, match=re.escape(message)):
+        load_checkpoint(path)
+
+
+def test_a_folder_given_for_a_checkpoint(tmp_path):
+    with pytest.raises(HwnasError, match="is a folder, not a file"):
+        load_checkpoint(tmp_path)

@@ -76,18 +76,34 @@ def test_genes_from_pareto_json_of_a_search(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content,message", [
-    ("{not json", "cannot read genes file"),
+    ("{not json", "genes file .* is not valid JSON"),
     ('{"archs": []}', "holds no architectures"),
     ('{"archs": 3}', "'archs' must be a list of architectures"),
     ('{"model": "x"}', "holds no genes: expected a list of integers or an object with 'genes'"),
     ('[[0, 1], ["a"]]', "entry 1 of genes file .* must be a list of integers"),
-    ('"3,0,6"', "must hold a JSON list or object, not str"),
+    ('"3,0,6"', "holds str, expected a JSON object or a JSON list"),
+    ('[0, NaN]', "NaN is not allowed"),
 ])
 def test_bad_genes_files_are_named(tmp_path, content, message):
     f = tmp_path / "g.json"
     f.write_text(content)
     with pytest.raises(HwnasError, match=message):
         parse_genes(f"@{f}#1" if content.startswith("[[") else f"@{f}")
+
+
+def test_genes_files_unreadable_or_folders_are_named(tmp_path):
+    f = tmp_path / "g.json"
+    f.write_bytes(b"\xff\xfe[0, 1]")
+    with pytest.raises(HwnasError, match=r"genes file .*g.json is not UTF-8 text \(byte 0"):
+        parse_genes(f"@{f}")
+    with pytest.raises(HwnasError, match=r"genes file .* is a folder, not a file"):
+        parse_genes(f"@{tmp_path}")
+
+
+@pytest.mark.parametrize("text", ["--1,0", "\u0663,0", "1,\u00b2", "1_0,0", "+1,0", "0x1,0"])
+def test_genes_on_the_command_line_are_ascii_integers(text):
+    with pytest.raises(HwnasError, match=r"gene '.*' is not an integer \(digits 0-9"):
+        parse_genes(text)
 
 
 def test_genes_from_a_plain_list_and_an_export_manifest(tmp_path):

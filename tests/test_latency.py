@@ -70,8 +70,10 @@ def test_prediction_refuses_missing_keys_and_other_spaces(tmp_path):
     table = synthetic_table(s, tmp_path)
     victim = sorted(table.entries)[3]
     del table.entries[victim]
-    with pytest.raises(HwnasError, match=r"lacks 1 op keys of mbv2@w0.25r32 \(e.g. " + victim):
+    with pytest.raises(HwnasError, match=r"lacks 1 op keys of mbv2@w0.25r32 \(e.g. " + victim) as exc:
         LatencyPredictor(table, s)
+    assert (f"`hwnas profile --device {table.metadata['device']} --space mbv2 --width 0.25 --resolution 32 "
+            f"--num-classes 10") in str(exc.value) and str(exc.value).endswith(" --resume`")
     with pytest.raises(HwnasError, match="lacks"):
         LatencyPredictor(synthetic_table(s, tmp_path), tiny_space("mbv2", resolution=48))
     with pytest.raises(HwnasError, match="is for space 'mbv2', not 'shufflenetv2'"):

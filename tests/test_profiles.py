@@ -155,8 +155,26 @@ def test_wrong_type(tmp_path: Path) -> None:
     with pytest.raises(HwnasError, match=r"cpu\.default_threads: must be an integer, got str '4'"):
         load_profile(path)
     path = edited(tmp_path, "cooldown_c = 40.0", "cooldown_c = true")
-    with pytest.raises(HwnasError, match=r"thermal\.cooldown_c: must be a number, got bool True"):
+    with pytest.raises(HwnasError, match=r"thermal\.cooldown_c: must be a finite number, got bool True"):
         load_profile(path)
+
+
+def test_nan_infinity_tables_and_encodings_are_named(tmp_path: Path) -> None:
+    for value in ("nan", "inf", "-inf"):
+        path = edited(tmp_path, "cooldown_c = 40.0", f"cooldown_c = {value}")
+        with pytest.raises(HwnasError, match=r"thermal\.cooldown_c: must be a finite number, got float"):
+            load_profile(path)
+    path = write_profile(tmp_path, "s22", s22_text(**{'kind = "phone"\n': 'kind = "phone"\ncpu = 3\n',
+                                                       "[cpu]\n": "[cpu_old]\n"}))
+    with pytest.raises(HwnasError, match=r"s22\.toml: cpu: must be a table \(\[cpu\]\), got int"):
+        load_profile(path)
+    path = edited(tmp_path, 'soc = "Qualcomm', 'soc = "\u00e9Qualcomm')
+    path.write_bytes(path.read_bytes().replace("\u00e9".encode(), b"\xe9"))  # Latin-1, not UTF-8
+    with pytest.raises(HwnasError, match=r"device profile .*s22\.toml is not UTF-8 text \(byte \d+: b'\\xe9'\)"):
+        load_profile(path)
+    (tmp_path / "folder.toml").mkdir()
+    with pytest.raises(HwnasError, match=r"device profile .*folder\.toml is a folder, not a file"):
+        load_profile(tmp_path / "folder.toml")
 
 
 def test_missing_required_field_names_allowed_values(tmp_path: Path) -> None:

@@ -68,3 +68,16 @@ def test_mismatch_hint_names_the_likely_cause():
     other = {"error_pct": -30.0, "speed_ratio": 1.02, "error_pct_at_profile_speed": -29.0}
     assert "another computer" in mismatch_hint(other, profiled=False)
     assert "disturbed" in mismatch_hint(other, profiled=True)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("[1, 2]", "quick start state .*quickstart.json holds a JSON list, expected a JSON object; remove it"),
+    ('{"config": {}, "steps": []}', "'steps' must be an object, got list; remove it"),
+    (b'{"config": "\xff"}', "is not UTF-8 text"),
+])
+def test_a_broken_quickstart_state_is_one_line(tmp_path, content, message):
+    state = tmp_path / "quickstart.json"
+    state.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(HwnasError, match=message):
+        run_quickstart(QuickstartConfig(), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quickstart.json"]  # nothing else written

@@ -60,6 +60,7 @@ Schema (all keys; ``?`` marks optional ones; ``docs/devices.md`` explains each):
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -70,6 +71,7 @@ from typing import Any
 
 from hwnas.devices.transport import DEFAULT_ADB_PORT, TRANSPORTS
 from hwnas.errors import HwnasError
+from hwnas.io import read_text
 from hwnas.runtimes import DEFAULT_PRECISION, LEGACY_NAMES, get_runtime, runtime_names
 
 ENV_PROFILES_DIRS = "HWNAS_DEVICE_PROFILES"
@@ -308,12 +310,11 @@ def load_profile(
     None values are ignored (convenient for optional CLI flags).
     """
     path = _as_profile_path(name_or_path, profiles_dir)
+    text = read_text(path, "device profile")  # missing, a folder, unreadable, not UTF-8
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise HwnasError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HwnasError(f"{path}: cannot read device profile: {exc}") from None
     overridden = _apply_overrides(raw, overrides or {}, path)
     return _validate(raw, _Ctx(path, overridden))
 
@@ -326,6 +327,9 @@ def _as_profile_path(name_or_path: str | os.PathLike[str], profiles_dir: Any) ->
     if not looks_like_path:
         return find_profile(text, profiles_dir)
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise HwnasError(f"device profile {path} is a folder, not a file: give its .toml file or a "
+                         f"profile name")
     if not path.is_file():
         raise HwnasError(f"device profile file {path} does not exist")
     return path
@@ -387,7 +391,7 @@ class _Ctx:
         return HwnasError(f"{self.path}: {key}{origin}: {problem}")
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a finite number", bool: "true or false",
                list: "a list of strings", dict: "a table"}
 
 
@@ -454,8 +458,8 @@ class _Table:
 def _is_type(value: Any, typ: type) -> bool:
     if typ is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if typ is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typ is float:  # TOML's nan / inf are no setting
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if typ is list:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return isinstance(value, typ)

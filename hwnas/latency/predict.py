@@ -9,12 +9,37 @@ once in total, hence the per-op term (usually negative) and the offset.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from hwnas.errors import HwnasError
 from hwnas.latency.keys import op_key, space_ops
 from hwnas.latency.table import LatencyTable, space_tag
 from hwnas.spaces.base import SearchSpace
+
+
+def profile_command(table: LatencyTable, space: SearchSpace, resolution: int | None = None) -> str:
+    """The ``hwnas profile`` command that adds the keys of ``space`` to ``table``: its device,
+    runtime and precision, the space's width, resolution and classes, ``--resume``."""
+    meta = table.metadata
+    parts = ["hwnas profile", f"--device {meta.get('device', 'DEVICE')}", f"--space {space.name}",
+             f"--width {space.width:g}", f"--resolution {space.resolution if resolution is None else resolution}",
+             f"--num-classes {space.num_classes}"]
+    if meta.get("runtime") not in (None, "tflite"):
+        parts.append(f"--runtime {meta['runtime']}")
+    if meta.get("precision") not in (None, "fp32"):
+        parts.append(f"--precision {meta['precision']}")
+    path = table.path
+    if path is not None and path.parent.name == meta.get("device") and path.parent.parent != _shipped_root():
+        parts.append(f"--tables-dir {path.parent.parent}")
+    return " ".join([*parts, "--resume"])
+
+
+def _shipped_root() -> Path:
+    from hwnas.latency.table import default_table_dir
+
+    return default_table_dir()
 
 
 class LatencyPredictor:
@@ -36,8 +61,7 @@ class LatencyPredictor:
             shown = ", ".join(missing[:3])
             raise HwnasError(
                 f"{where} lacks {len(missing)} op keys of {space_tag(space, self.resolution)} "
-                f"(e.g. {shown}); run `hwnas profile --space {space.name} --resolution "
-                f"{self.resolution} --resume` for this device")
+                f"(e.g. {shown}); measure them with `{profile_command(table, space, self.resolution)}`")
         self.ms = space.block_table(lambda op: table.median_ms(op_key(op)), self.resolution)
         self.counts = space.block_table(lambda op: 1.0, self.resolution)
         cal = table.calibration(space_tag(space, self.resolution)) if calibrated else None

@@ -113,6 +113,8 @@ def test_one_sliced_weight_per_layer_in_both_sharing_modes():
     for sharing in ("independent", "elastic"):
         net = build_supernet(s, sharing)
         assert [len(b) for b in net.blocks] == [1] * 23
+        # the supernet is the largest path: every narrower path is a prefix of its weights
+        assert sum(p.numel() for p in net.parameters()) == arch_costs(s, s.largest()).params
     g = list(s.largest())
     g[22] = 0  # stage 3 layer 0 at its narrowest width
     net = build_supernet(s, "elastic")
@@ -125,7 +127,7 @@ def test_one_sliced_weight_per_layer_in_both_sharing_modes():
 
 def test_imagenet_stem_costs_match_torch(rng):
     s = tiny(resolution=72, act="prelu")
-    for g in [s.smallest(), s.largest(), *s.sample_many(rng, 2)]:
+    for g in [s.smallest(), s.sample(rng)]:  # (the largest: the generic tests, small-input stem)
         net = set_kernel_crop(Subnet(s, g).eval(), False)
         c = arch_costs(s, g)
         with FlopCounterMode(display=False) as fc, torch.no_grad():
@@ -148,7 +150,9 @@ def test_materialized_subnet_exports_with_parity(rng, tmp_path):
     from hwnas.supernet import recalibrate_bn
 
     s = tiny(act="prelu")
-    g = s.sample(rng)
+    g = list(s.sample(rng))
+    for d in s.depth_genes:  # the shallowest depths keep the (slow) conversions short
+        g[d] = 0
     sub = materialize(build_supernet(s, "elastic"), g)
     recalibrate_bn(sub, [torch.randn(8, 3, 16, 16) * 2 for _ in range(2)])
     results = export_model(sub, tmp_path, resolution=16, metadata=sub.metadata())

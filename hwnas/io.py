@@ -78,14 +78,19 @@ def non_finite(obj: Any, where: str = "") -> str | None:
     return None
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> Path:
-    """Write ``obj`` as JSON atomically; NaN / infinity are refused (HwnasError naming the key)."""
+def json_text(obj: Any, path: str | os.PathLike[str], indent: int = 2) -> str:
+    """``obj`` as the JSON text of the file ``path``; NaN / infinity are refused (HwnasError naming
+    the key)."""
     try:
-        text = json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False)
+        return json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False) + "\n"
     except ValueError:
         raise HwnasError(f"refusing to write {path}: {non_finite(obj) or 'a value'} is not a finite "
                          f"number (NaN and infinity never enter hwnas files)") from None
-    return atomic_write_text(path, text + "\n")
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON atomically; NaN / infinity are refused (HwnasError naming the key)."""
+    return atomic_write_text(path, json_text(obj, path, indent))
 
 
 def read_text(path: str | os.PathLike[str], what: str = "file") -> str:

@@ -6,19 +6,30 @@ dates, versions, the space configs profiled), ``entries`` (per key: count, mean,
 max in ms, temperatures) and ``calibrations`` (per space config: scale and offset fitted on
 end-to-end measurements). Keys carry shapes, so one table can hold several resolutions/widths.
 Every update is written atomically: an interrupted profile loses nothing already measured.
+
+Several processes may write one table (two ``hwnas profile`` runs of one space at two
+resolutions): :meth:`LatencyTable.save` holds the table's advisory lock
+(:func:`hwnas.locking.file_lock`), re-reads the file when another process changed it, adds the
+entries and calibrations this process never had, and writes atomically. What this process
+measured, replaced or removed stays as it has it; a file stamped with other settings (threads,
+delegate, runtime version, versions...) is refused, not merged.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hwnas.checkpoint import version_stamp
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_json
+from hwnas.io import atomic_write_text, json_text, non_finite, read_text
+from hwnas.locking import file_lock
 from hwnas.runtimes import resolve
 from hwnas.spaces.base import SearchSpace
 
@@ -28,6 +39,10 @@ ENTRY_FIELDS = ("count", "mean_ms", "median_ms", "std_ms", "min_ms", "max_ms")
 #: metadata a table must carry (device, SoC, runtime + version, delegate, threads, warm-up, runs...)
 REQUIRED_METADATA = ("device", "soc", "runtime", "runtime_version", "delegate", "threads", "warmup",
                      "runs", "space")
+#: settings stamped in a table that two writers must share: a save that finds the file on disk
+#: stamped otherwise is refused (``runtime_version`` "unknown" matches any version)
+STAMP_METADATA = ("device", "soc", "runtime", "precision", "runtime_version", "delegate", "threads",
+                  "warmup", "runs", "repetitions", "space", "versions")
 
 
 def now_iso() -> str:
@@ -70,6 +85,14 @@ class LatencyTable:
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibrations: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: Path | None = None
+    #: where a save's waiting message goes (default: stderr, verbatim)
+    on_wait: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    # the entries and calibrations as they were on disk when this object last read or wrote the
+    # file: a save takes from disk what this object has not changed since (three-way merge)
+    _base: dict[str, dict[str, Any]] = field(default_factory=lambda: {"entries": {}, "calibrations": {}},
+                                             init=False, repr=False, compare=False)
+    # (inode, mtime, size) of the file as this object last read or wrote it: unchanged -> no re-read
+    _disk_sig: tuple[int, int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     # ---- construction / IO ------------------------------------------------------------------------
     @classmethod
@@ -88,42 +111,71 @@ class LatencyTable:
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
+        """Read and check a table file: every problem (not UTF-8, not JSON, entries or calibrations
+        of the wrong type, NaN / infinity) is one HwnasError naming the file and the key."""
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise HwnasError(f"latency table {path} does not exist (run `hwnas profile` to build it)")
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise HwnasError(f"cannot read latency table {path}: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise HwnasError(f"{path} is not an hwnas latency table (no format={FORMAT!r})")
-        if doc.get("format_version", 0) > FORMAT_VERSION:
-            raise HwnasError(f"latency table {path} has format version {doc.get('format_version')}; "
-                             f"this hwnas reads up to {FORMAT_VERSION}")
-        meta = doc.get("metadata")
-        if not isinstance(meta, dict):
-            raise HwnasError(f"latency table {path} has no metadata object")
-        missing = [k for k in REQUIRED_METADATA if k not in meta]
-        if missing:
-            raise HwnasError(f"latency table {path}: metadata lacks {', '.join(missing)}")
-        entries = doc.get("entries", {})
-        for key, e in entries.items():
-            bad = [f for f in ENTRY_FIELDS if not isinstance(e.get(f), (int, float))]
-            if bad:
-                raise HwnasError(f"latency table {path}: entry {key!r} lacks numeric {', '.join(bad)}")
-        return cls(meta, entries, doc.get("calibrations", {}), path)
+        sig = _signature(path)
+        text = read_text(path, "latency table")
+        table = cls(*_check_doc(_parse(text, path), path), path)
+        base = json.loads(text)  # separate objects: edits of the table do not reach them
+        table._base = {"entries": base.get("entries", {}), "calibrations": base.get("calibrations", {})}
+        table._disk_sig = sig
+        return table
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "metadata": self.metadata,
                 "calibrations": self.calibrations, "entries": dict(sorted(self.entries.items()))}
 
     def save(self, path: str | Path | None = None) -> Path:
+        """Write the table atomically under its lock. When another process wrote the file since this
+        object last read or wrote it, its entries and calibrations are taken first except those
+        this object changed, added or removed since (a three-way merge against the last version
+        seen on disk); a file stamped with other settings (:data:`STAMP_METADATA`) is refused."""
         path = Path(path) if path is not None else self.path
         if path is None:
             raise ValueError("no path to save the latency table to")
+        if path != self.path:
+            self._disk_sig = None
+            self._base = {"entries": {}, "calibrations": {}}
         self.path = path
-        self.metadata["updated"] = now_iso()
-        return atomic_write_json(path, self.to_json())
+        with file_lock(path, on_wait=self.on_wait or _say_waiting):
+            if path.exists() and _signature(path) != self._disk_sig:
+                self._merge(LatencyTable.load(path))
+            self.metadata["updated"] = now_iso()
+            text = json_text(self.to_json(), path)
+            atomic_write_text(path, text)
+            self._disk_sig = _signature(path)
+        written = json.loads(text)
+        self._base = {"entries": written["entries"], "calibrations": written["calibrations"]}
+        return path
+
+    def _merge(self, disk: LatencyTable) -> None:
+        """Take from ``disk`` (this file as another process wrote it) what this object did not change."""
+        for k in STAMP_METADATA:
+            mine, theirs = self.metadata.get(k), disk.metadata.get(k)
+            if k == "runtime_version" and "unknown" in (mine, theirs):
+                continue
+            if k in self.metadata and k in disk.metadata and mine != theirs:
+                raise HwnasError(f"{disk.path} was written meanwhile by another process measuring with "
+                                 f"{k}={theirs!r}; this one uses {k}={mine!r}: write to another "
+                                 f"--tables-dir (nothing of this process was saved to it)")
+        for name, ours, theirs in (("entries", self.entries, disk.entries),
+                                   ("calibrations", self.calibrations, disk.calibrations)):
+            base = self._base[name]
+            for key, value in theirs.items():
+                if key not in ours:
+                    if key not in base:  # new from the other process; else removed here on purpose
+                        ours[key] = value
+                elif key in base and ours[key] == base[key]:  # not changed here since last seen
+                    ours[key] = value
+        configs = self.metadata.setdefault("space_configs", [])
+        for cfg in disk.metadata.get("space_configs", []):
+            if cfg not in configs:
+                configs.append(cfg)
+        for k, v in disk.metadata.items():
+            self.metadata.setdefault(k, v)
 
     # ---- content ------------------------------------------------------------------------------------
     def add(self, key: str, stats: dict[str, Any], save: bool = True) -> None:
@@ -185,3 +237,95 @@ class LatencyTable:
     def set_calibration(self, tag: str, scale: float, offset_ms: float, **info: Any) -> None:
         self.calibrations[tag] = {"scale": float(scale), "offset_ms": float(offset_ms),
                                   "fitted": now_iso(), **info}
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _say_waiting(message: str) -> None:
+    from hwnas.ui import note
+
+    note(message, label="waiting")
+
+
+def _parse(text: str, path: Path) -> Any:
+    try:
+        return json.loads(text)  # NaN parses here, to be refused below naming its key
+    except ValueError as exc:
+        raise HwnasError(f"cannot read latency table {path}: not valid JSON ({exc})") from None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_doc(doc: Any, path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(metadata, entries, calibrations) of a table document, every field checked."""
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise HwnasError(f"{path} is not an hwnas latency table (no format={FORMAT!r})")
+    version = doc.get("format_version", 0)
+    if not _number(version):
+        raise HwnasError(f"latency table {path}: format_version is {_kind(version)}, expected a number")
+    if version > FORMAT_VERSION:
+        raise HwnasError(f"latency table {path} has format version {version}; "
+                         f"this hwnas reads up to {FORMAT_VERSION}")
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict):
+        raise HwnasError(f"latency table {path} has no metadata object")
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if missing:
+        raise HwnasError(f"latency table {path}: metadata lacks {', '.join(missing)}")
+    entries = doc.get("entries", {})
+    if not isinstance(entries, dict):
+        raise HwnasError(f"latency table {path}: entries is {_kind(entries)}, expected an object "
+                         f"of op key -> measurement")
+    for key, e in entries.items():
+        if not isinstance(e, dict):
+            raise HwnasError(f"latency table {path}: entry {key!r} is {_kind(e)}, expected an object "
+                             f"with {', '.join(ENTRY_FIELDS)}")
+        for f in ENTRY_FIELDS:
+            v = e.get(f)
+            if f not in e:
+                raise HwnasError(f"latency table {path}: entry {key!r} lacks numeric {f}")
+            if not _number(v):
+                raise HwnasError(f"latency table {path}: entry {key!r} field {f} is {_kind(v)} "
+                                 f"({v!r}), expected a number")
+            if not math.isfinite(v) or v < 0:
+                raise HwnasError(f"latency table {path}: entry {key!r} field {f} is {v}, expected a "
+                                 f"finite number >= 0")
+    cals = doc.get("calibrations", {})
+    if not isinstance(cals, dict):
+        raise HwnasError(f"latency table {path}: calibrations is {_kind(cals)}, expected an object "
+                         f"of space tag -> calibration")
+    for tag, cal in cals.items():
+        if not isinstance(cal, dict):
+            raise HwnasError(f"latency table {path}: calibration {tag!r} is {_kind(cal)}, expected an "
+                             f"object with scale and offset_ms")
+        for f in ("scale", "offset_ms", "per_op_ms"):
+            if f not in cal and f == "per_op_ms":
+                continue
+            v = cal.get(f)
+            if not _number(v):
+                raise HwnasError(f"latency table {path}: calibration {tag!r} field {f} is "
+                                 f"{'missing' if f not in cal else f'{_kind(v)} ({v!r})'}, expected a number")
+            if not math.isfinite(v):
+                raise HwnasError(f"latency table {path}: calibration {tag!r} field {f} is {v}, "
+                                 f"expected a finite number")
+        if cal["scale"] <= 0:
+            raise HwnasError(f"latency table {path}: calibration {tag!r} scale is {cal['scale']}, "
+                             f"expected a number > 0")
+    bad = non_finite(doc)
+    if bad:
+        raise HwnasError(f"latency table {path}: {bad} is not a finite number (NaN and infinity "
+                         f"never enter hwnas files)")
+    return meta, entries, cals

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import HwnasError
-from hwnas.io import atomic_write_json
+from hwnas.io import atomic_write_json, read_json
 from hwnas.latency.opmodels import SubnetModelCache
 from hwnas.latency.predict import LatencyPredictor
 from hwnas.latency.table import LatencyTable, now_iso, space_tag
@@ -53,10 +53,7 @@ class EndToEndStore:
         self.path = path
         self.data: dict[str, Any] = {}
         if path.exists():
-            try:
-                self.data = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise HwnasError(f"cannot read {path}: {exc}; remove it to re-measure") from None
+            self.data = read_json(path, "end-to-end measurements")
 
     def get(self, genes: tuple[int, ...]) -> dict[str, Any] | None:
         return self.data.get(",".join(map(str, genes)))

@@ -1,0 +1,161 @@
+"""Locked tables and run folders, runs that restart after any kill, user table folders."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from hwnas.errors import HwnasError
+from hwnas.latency.table import LatencyTable, table_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# One `profile_device` call in its own interpreter with a fast fake runner and no export: both
+# processes wait for each other's ready file, then write one table at once.
+PROFILE_WORKER = r"""
+import sys, time, types
+from pathlib import Path
+sys.modules["hwnas.latency.opmodels"] = types.SimpleNamespace(OpModelCache=None)  # no export, no torch
+import hwnas.latency.profile as P
+from hwnas.devices.profiles import load_profile
+from hwnas.spaces import create_space
+
+tables, res, me, other = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+
+class Runner:
+    def preflight(self):
+        pass
+    def runtime_version(self):
+        return "1.0"
+    def measure(self, model, cfg):
+        time.sleep(0.002)
+        return types.SimpleNamespace(center_ms=0.1 * res, mean_ms=0.1 * res, std_ms=0.0, min_ms=0.1,
+                                     max_ms=0.2 * res, runs=cfg.runs, extra={}, temp_before_c=None,
+                                     temp_after_c=None, outliers_rejected=0)
+
+class Cache:  # no one-op model export: the runner never opens them
+    def get(self, key, op):
+        return Path(key)
+    def cached(self, key):
+        return True
+
+P._runner_for = lambda *a, **k: Runner()
+me.touch()
+while not other.exists():
+    time.sleep(0.01)
+space = create_space("mbv2", width=0.25, resolution=res, num_classes=10)
+cfg = P.ProfileConfig(runtime="onnx", warmup=1, runs=2, rounds=2, canary=False, cool_down=False)
+table = P.profile_device(load_profile("host"), space, cfg, tables_dir=tables, resume=True, cache=Cache())
+print(len(table.entries))
+"""
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+            "HWNAS_TABLES_DIR": str(tmp_path / "user-tables")}
+
+
+def test_two_profiles_on_one_table_keep_every_key(tmp_path):
+    from hwnas.latency.keys import space_ops
+    from hwnas.spaces import create_space
+
+    tables = tmp_path / "tables"
+    a, b = tmp_path / "a.ready", tmp_path / "b.ready"
+    procs = [subprocess.Popen([sys.executable, "-c", PROFILE_WORKER, str(tables), str(res), str(me), str(other)],
+                              env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for res, me, other in ((16, a, b), (24, b, a))]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    want = set()
+    for res in (16, 24):
+        want |= set(space_ops(create_space("mbv2", width=0.25, resolution=res, num_classes=10)))
+    table = LatencyTable.load(table_path("host", "mbv2", "onnx", tables))
+    assert set(table.entries) == want  # every key of both processes survived
+    # a key of both resolutions (the classifier) may hold the rounds of both processes
+    assert min(len(e["rounds"]) for e in table.entries.values()) == 2
+    assert sorted(c["resolution"] for c in table.metadata["space_configs"]) == [16, 24]
+
+
+def test_save_merges_only_keys_this_table_never_had(tmp_path):
+    from hwnas.spaces import create_space
+
+    space = create_space("mbv2", width=0.25, resolution=16, num_classes=10)
+    path = tmp_path / "host" / "t.json"
+    stats = {"count": 1, "mean_ms": 1.0, "median_ms": 1.0, "std_ms": 0.0, "min_ms": 1.0, "max_ms": 1.0}
+    mine = LatencyTable.new(device="host", soc="cpu", runtime="onnx", runtime_version="1", delegate="cpu",
+                            threads=1, warmup=1, runs=2, space=space, path=path)
+    mine.add("a", stats)
+    mine.add("gone", stats)
+    theirs = LatencyTable.load(path)  # a second process
+    theirs.add("b", {**stats, "median_ms": 2.0})
+    theirs.add("a", {**stats, "median_ms": 9.0})  # they re-measured a
+    theirs.set_calibration("mbv2@w0.25r24", 1.1, 0.0)
+    theirs.save()
+    del mine.entries["gone"]  # removed here on purpose
+    mine.entries["a"] = {**stats, "median_ms": 3.0}  # replaced here on purpose
+    mine.save()
+    on_disk = LatencyTable.load(path)
+    assert set(on_disk.entries) == {"a", "b"}  # b taken from disk, gone not resurrected
+    assert on_disk.entries["a"]["median_ms"] == 3.0 and on_disk.entries["b"]["median_ms"] == 2.0
+    assert on_disk.calibrations["mbv2@w0.25r24"]["scale"] == 1.1
+    # a file stamped with other settings is refused, not merged
+    other = LatencyTable.load(path)
+    other.metadata["threads"] = 4
+    other.save()
+    mine.add("c", stats, save=False)
+    with pytest.raises(HwnasError, match="another process measuring with threads=4; this one uses threads=1"):
+        mine.save()
+    assert "c" not in LatencyTable.load(path).entries
+
+
+# ---- table loader -----------------------------------------------------------------------------
+def _table_doc(tmp_path: Path) -> tuple[Path, dict]:
+    from hwnas.spaces import create_space
+
+    space = create_space("mbv2", width=0.25, resolution=16, num_classes=10)
+    path = tmp_path / "t.json"
+    t = LatencyTable.new(device="host", soc="cpu", runtime="onnx", runtime_version="1", delegate="cpu",
+                         threads=1, warmup=1, runs=2, space=space, path=path)
+    t.add("k1", {"count": 1, "mean_ms": 1.0, "median_ms": 1.0, "std_ms": 0.0, "min_ms": 1.0, "max_ms": 1.0})
+    t.set_calibration("mbv2@w0.25r16", 1.0, 0.1)
+    t.save()
+    return path, json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda d: d.update(entries=[1, 2]), "entries is a list, expected an object"),
+    (lambda d: d["entries"].update(k1="fast"), "entry 'k1' is a string, expected an object"),
+    (lambda d: d["entries"]["k1"].update(median_ms="1.0"), "entry 'k1' field median_ms is a string"),
+    (lambda d: d["entries"]["k1"].update(median_ms=math.nan), "entry 'k1' field median_ms is nan"),
+    (lambda d: d["entries"]["k1"].update(max_ms=math.inf), "entry 'k1' field max_ms is inf"),
+    (lambda d: d["calibrations"]["mbv2@w0.25r16"].update(scale="1.2"),
+     "calibration 'mbv2@w0.25r16' field scale is a string"),
+    (lambda d: d.update(calibrations=["x"]), "calibrations is a list"),
+    (lambda d: d["calibrations"]["mbv2@w0.25r16"].update(offset_ms=math.nan),
+     "calibration 'mbv2@w0.25r16' field offset_ms is nan"),
+])
+def test_bad_tables_are_one_line_errors_naming_file_and_key(tmp_path, edit, needle):
+    path, doc = _table_doc(tmp_path)
+    edit(doc)
+    path.write_text(json.dumps(doc))  # json writes NaN / Infinity unless told not to
+    with pytest.raises(HwnasError, match=needle) as info:
+        LatencyTable.load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_non_utf8_table_and_cli(tmp_path, capsys):
+    path = tmp_path / "host" / "mbv2-tflite.json"
+    path.parent.mkdir()
+    path.write_bytes(b'{"format": "hwnas.latency_table", "x": "\xff"}')
+    with pytest.raises(HwnasError, match=r"latency table .* is not UTF-8"):
+        LatencyTable.load(path)
+    code, _, err = run_cli(["lut", "show", "-d", "host", "--tables-dir", str(tmp_path)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "not UTF-8" in err and str(path) in err

@@ -261,6 +261,70 @@ def test_int8_io_types(io, tmp_path):
     assert np.abs(got - ref).max() <= 0.25 * np.abs(ref).max()  # as the PT2E int8 tests bound it
 
 
+def _mixed_subnet():
+    """A cut-down resnet18-mp subnet (8 px): its stem, an identity-shortcut and a projection-shortcut
+    basic block at (w1, a2) with trained-looking PACT alphas (not the initial 6, which a converter
+    writes as a plain ReLU6), pooling and a classifier; in its deploy form."""
+    from hwnas.quant.export import deployable
+    from hwnas.quant.quantizers import PACT
+    from hwnas.spaces import create_space
+    from hwnas.nn.blocks import build_op
+
+    torch.manual_seed(0)
+    s = create_space("resnet18-mp", width=0.25, resolution=8, num_classes=4)
+    specs = s.layers(s.smallest())
+    assert [specs[i].op for i in (0, 1, 3)] == ["conv", "basic", "basic"] and specs[3].stride == 2
+    net = torch.nn.Sequential(*(build_op(specs[i]) for i in (0, 1, 3)), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(specs[3].out_shape[0], 4)).eval()
+    for m in net.modules():
+        if isinstance(m, PACT):
+            m.alpha.data.uniform_(1.5, 5.0)
+    return deployable(net)
+
+
+def test_relu6_clip_form_equals_the_clamp():
+    """The app-export form of PACT's frozen clip computes the same function as clamp(x, 0, alpha)."""
+    from hwnas.quant.blocks import deploy_clip, with_clip_form
+
+    x = torch.linspace(-8, 8, 4001)
+    for clip in (0.37, 1.0, 2.5, 6.0, 7.3):
+        for signed in (False, True):
+            ref = deploy_clip(x, clip, signed, "clamp")
+            torch.testing.assert_close(deploy_clip(x, clip, signed, "relu6"), ref, atol=4e-6 * clip, rtol=0)
+    with pytest.raises(ValueError, match="unknown clip form 'min'"):
+        deploy_clip(x, 1.0, form="min")
+    dep = _mixed_subnet()
+    rel6 = with_clip_form(dep, "relu6")
+    assert all(getattr(m, "clip_form", "clamp") == "clamp" for m in dep.modules())  # a copy
+    images = torch.randn(16, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(rel6(images), dep(images), atol=1e-5, rtol=1e-5)
+
+
+def test_full_integer_int8_of_a_mixed_precision_subnet(tmp_path):
+    """PACT's learned clips (resnet18-mp: after each block's ReLU and its first conv) no longer stay
+    float MINIMUM ops: zero float compute ops, and the file agrees with the deploy-form subnet."""
+    from hwnas.deploy.app import AppModel, run_app_tflite, write_tflite
+    from hwnas.deploy.metadata import ModelFacts
+
+    dep = _mixed_subnet()
+    facts = ModelFacts(name="mp", version="1", description="d", labels=("a", "b", "c", "d"), mean=(0.5,) * 3,
+                       std=(0.25,) * 3, height=8, width=8, input="uint8", output="logits")
+    x = torch.randn(64, 3, 8, 8).clamp(-2, 2)
+    pixels = ((x * 0.25 + 0.5) * 255).round().clamp(0, 255)
+    path = write_tflite(dep, tmp_path / "m.tflite", facts, quant="int8", calib=pixels.permute(0, 2, 3, 1).numpy())
+    buf = path.read_bytes()
+    ops = tflite_file.op_counts(buf)
+    assert tflite_file.float_compute_ops(buf) == [], ops
+    assert ops["MINIMUM"] == 0 and ops["ADD"] >= 2 and ops["QUANTIZE"] == 2 and ops["DEQUANTIZE"] == 0, ops
+    normalized = (pixels / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        ref = AppModel(dep, facts.mean, facts.std, softmax=False)(normalized.permute(0, 2, 3, 1)).numpy()
+    got = run_app_tflite(path, normalized.numpy(), facts)
+    assert np.abs(got - ref).max() <= 0.25 * np.abs(ref).max(), (np.abs(got - ref).max(), np.abs(ref).max())
+    assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.8
+
+
 def test_onnx_carries_the_same_facts(bundle_float):
     import onnxruntime as ort
 

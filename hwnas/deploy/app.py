@@ -99,6 +99,8 @@ def write_tflite(net: nn.Module, path: str | Path, facts: ModelFacts, *, channel
     ``quant="int8"`` makes a full-integer model whose input and output are ``facts.input``
     (``uint8`` / ``int8``: raw pixels with the normalization folded in; ``float``: the normalized
     image), calibrated on ``calib`` (NHWC images in the input form, see :func:`calibration_images`).
+    The int8 graph writes the PACT clips of a mixed-precision subnet in the ``relu6`` form
+    (:func:`hwnas.quant.blocks.with_clip_form`), which the quantizer covers.
     """
     if quant not in ("none", "int8"):
         raise HwnasError(f"--quant {quant!r} is not allowed for an app model; use none or int8")
@@ -111,11 +113,13 @@ def write_tflite(net: nn.Module, path: str | Path, facts: ModelFacts, *, channel
         buf = convert_tflite(module, sample_image(facts, takes, channels))
     else:
         from hwnas.deploy.int8 import full_integer
+        from hwnas.quant.blocks import with_clip_form
 
         if calib is None or not len(calib):
             raise HwnasError("--quant int8 needs calibration images")
         takes = "normalized" if facts.input == "float" else "pixels"
-        module = AppModel(net, facts.mean, facts.std, takes=takes, softmax=facts.output == "probabilities",
+        # PACT's frozen clips as MUL / ReLU6 (the quantizer has no int8 MINIMUM): same function
+        module = AppModel(with_clip_form(net, "relu6"), facts.mean, facts.std, takes=takes, softmax=facts.output == "probabilities",
                           output_name=facts.output)
         float_buf = convert_tflite(module, sample_image(facts, takes, channels))
         buf = full_integer(float_buf, calib, io=facts.input, pixel_input=takes == "pixels")

@@ -16,11 +16,16 @@ plain full-precision block (ReLU / ReLU6, no clip).
 ``switch_to_deploy()`` turns a *static* block into its export form: weights replaced by their
 quantized values (so the int8 runtime's containers hold the k-bit levels), activations clipped at
 the learned alphas (constants in the graph) and left for the runtime's int8 quantizer; see
-:mod:`hwnas.quant.export`.
+:mod:`hwnas.quant.export`. The clip is written ``clamp(x, 0, alpha)`` (MINIMUM / RELU ops in a
+TFLite graph) or, with :func:`with_clip_form` ``relu6``, as the equal
+``alpha/6 * relu6(x * 6/alpha)``: multiplications by constants and a ReLU6 that a converter fuses
+into the neighbouring conv or MUL, ops a static int8 quantizer without a MINIMUM kernel (such as
+ai-edge-quantizer's) quantizes, so the graph stays full-integer.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -30,6 +35,24 @@ from torch import nn
 from hwnas.nn.blocks import DynamicBatchNorm2d, DynamicConv2d, activation
 from hwnas.quant.quantizers import FULL_PRECISION, PACT, quantize_weight
 from hwnas.spaces.base import OpSpec
+
+#: how a deploy-form block writes PACT's clip (see the module docstring).
+CLIP_FORMS = ("clamp", "relu6")
+
+
+def deploy_clip(x: torch.Tensor, clip: float, signed: bool = False, form: str = "clamp") -> torch.Tensor:
+    """PACT's frozen clip ``clamp(x, 0, clip)`` (``[-clip, clip]`` when ``signed``) in ``form``.
+
+    ``relu6``: ``clip/6 * relu6(x * 6/clip)``; signed, ``clip/3 * relu6(x * 3/clip + 3) - clip``.
+    Equal to the clamp in exact arithmetic (float32: within a few ulps of ``clip``).
+    """
+    if form == "clamp":
+        return torch.clamp(x, -clip if signed else 0.0, clip)
+    if form != "relu6":
+        raise ValueError(f"unknown clip form {form!r}; known: {', '.join(CLIP_FORMS)}")
+    if signed:
+        return F.relu6(x * (3.0 / clip) + 3.0) * (clip / 3.0) - clip
+    return F.relu6(x * (6.0 / clip)) * (clip / 6.0)
 
 class QuantConv2d(DynamicConv2d):
     """A :class:`DynamicConv2d` whose active weight slice is fake-quantized at ``w_bits`` per call."""
@@ -53,6 +76,7 @@ class _QuantBlock(nn.Module):
         super().__init__()
         self.spec = spec
         self.deploy = False
+        self.clip_form = "clamp"
         self._clips: dict[str, float] = {}
 
     def _bits(self, spec: OpSpec | None) -> tuple[OpSpec, int, int]:
@@ -67,8 +91,7 @@ class _QuantBlock(nn.Module):
             return fp(x)
         quant: PACT = getattr(self, name)
         if self.deploy:
-            clip = self._clips[name]
-            return torch.clamp(x, -clip if quant.signed else 0.0, clip)
+            return deploy_clip(x, self._clips[name], quant.signed, self.clip_form)
         return quant(x, a_bits)
 
     def quant_convs(self) -> list[QuantConv2d]:
@@ -166,5 +189,20 @@ def switch_to_deploy(model: nn.Module) -> nn.Module:
         if isinstance(m, _QuantBlock):
             m.switch_to_deploy()
     return model
+
+
+def with_clip_form(model: nn.Module, form: str) -> nn.Module:
+    """A copy of ``model`` whose deploy-form blocks write their clips in ``form`` (see
+    :func:`deploy_clip`); ``model`` itself is unchanged. A model without quantized blocks is
+    returned as it is."""
+    if form not in CLIP_FORMS:
+        raise ValueError(f"unknown clip form {form!r}; known: {', '.join(CLIP_FORMS)}")
+    if not any(isinstance(m, _QuantBlock) for m in model.modules()):
+        return model
+    out = copy.deepcopy(model)
+    for m in out.modules():
+        if isinstance(m, _QuantBlock):
+            m.clip_form = form
+    return out
 
 

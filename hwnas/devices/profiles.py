@@ -39,10 +39,18 @@ Schema (all keys; ``?`` marks optional ones; ``docs/devices.md`` explains each):
     default_threads = 4
 
     [runtimes.tflite]               # ? at least one runtime table (hwnas.runtimes names them)
-    delegates = ["xnnpack", "cpu", "gpu", "nnapi"]   # tflite: cpu | xnnpack | gpu | nnapi
-    default_delegate = "xnnpack"    # ? default: the first delegate
+    delegates = ["xnnpack", "cpu", "gpu", "nnapi"]   # tflite: cpu | xnnpack | gpu | nnapi | npu
+    default_delegate = "xnnpack"    # ? default: the first delegate; never nnapi
     precisions = ["fp32", "int8"]   # ? tflite: fp32 | int8; default ["fp32"]
     binary = "/data/local/tmp/hwnas/benchmark_model"  # ? required unless transport = "local"
+
+    [runtimes.tflite.npu]           # ? the LiteRT NPU accelerator; needs "npu" in delegates
+    vendor = "qualcomm"             # qualcomm (AI Engine Direct / QNN) | mediatek (NeuroPilot)
+    dispatch_library_dir = "/data/local/tmp/hwnas/npu"  # ? LiteRT benchmark_model --use_npu
+    compiler_plugin_dir = "/data/local/tmp/hwnas/npu"   # ? on-device (JIT) compilation
+    require_full_delegation = true  # ? fail instead of falling back to the CPU
+    external_delegate = "/data/local/tmp/hwnas/libQnnTFLiteDelegate.so"  # ? instead of the dispatch
+    external_delegate_options = { backend_type = "htp" }  # ? key:value;... for that library
 
     [runtimes.onnx]
     delegates = ["cpu", "nnapi"]    # onnx: cpu | xnnpack | nnapi | qnn
@@ -136,16 +144,59 @@ class Cpu:
         return None
 
 
+#: NPU vendors LiteRT has an accelerator for (dispatch library + compiler plugin).
+NPU_VENDORS = ("qualcomm", "mediatek")
+#: delegates a profile may not make its default (NNAPI is deprecated since Android 15).
+NEVER_DEFAULT = ("nnapi",)
+
+
+@dataclass(frozen=True)
+class Npu:
+    """A device's NPU as LiteRT reaches it, one of two ways:
+
+    * ``dispatch_library_dir``: LiteRT's own ``benchmark_model`` (CompiledModel API) with
+      ``--use_npu=true --dispatch_library_path=DIR`` (the vendor's ``libLiteRtDispatch_*.so``),
+      ``--compiler_plugin_library_path`` for on-device compilation of a plain ``.tflite`` and
+      ``--require_full_delegation`` on request;
+    * ``external_delegate``: the classic TFLite ``benchmark_model`` with a vendor delegate library
+      (``--external_delegate_path``, ``--external_delegate_options=key:value;...``), such as
+      Qualcomm's QNN TFLite delegate ``libQnnTFLiteDelegate.so``.
+    """
+
+    vendor: str
+    dispatch_library_dir: str | None = None
+    compiler_plugin_dir: str | None = None
+    require_full_delegation: bool = False
+    external_delegate: str | None = None
+    external_delegate_options: tuple[tuple[str, str], ...] = ()
+
+    def flags(self) -> tuple[str, ...]:
+        """The ``benchmark_model`` flags that run a model on this NPU."""
+        if self.external_delegate:
+            out = [f"--external_delegate_path={self.external_delegate}"]
+            if self.external_delegate_options:
+                opts = ";".join(f"{k}:{v}" for k, v in self.external_delegate_options)
+                out.append(f"--external_delegate_options={opts}")
+            return tuple(out)
+        out = ["--use_npu=true", f"--dispatch_library_path={self.dispatch_library_dir}"]
+        if self.compiler_plugin_dir:
+            out.append(f"--compiler_plugin_library_path={self.compiler_plugin_dir}")
+        if self.require_full_delegation:
+            out.append("--require_full_delegation=true")
+        return tuple(out)
+
+
 @dataclass(frozen=True)
 class Runtime:
-    """One inference runtime on the device: its delegates, the precisions it runs, and the
-    benchmark binary (if any)."""
+    """One inference runtime on the device: its delegates, the precisions it runs, the
+    benchmark binary (if any) and, for LiteRT, the NPU accelerator (if the device has one)."""
 
     name: str
     delegates: tuple[str, ...]
     default_delegate: str
     binary: str | None = None
     precisions: tuple[str, ...] = (DEFAULT_PRECISION,)
+    npu: Npu | None = None
 
     def check_precision(self, precision: str | None) -> str:
         """Return ``precision`` (or fp32) after checking the device runs it with this runtime."""
@@ -555,22 +606,69 @@ def _read_runtimes(t: _Table | None, ctx: _Ctx, is_local: bool) -> tuple[Runtime
             raise ctx.error(f"runtimes.{rt_name}.delegates",
                             f"must list at least one delegate; allowed values: {_fmt(spec.delegates)}")
         default = rt.get("default_delegate", str, default=delegates[0], allowed=delegates)
+        if default in NEVER_DEFAULT:
+            where = "default_delegate" if "default_delegate" in rt.data else "delegates"
+            raise ctx.error(f"runtimes.{rt_name}.{where}",
+                            f"makes {default!r} the default delegate; NNAPI is deprecated since Android 15 and "
+                            f"is never a default: list another delegate first (xnnpack, gpu) and pass "
+                            f"--delegate {default} to measure with it")
         precisions = rt.get("precisions", list, default=(DEFAULT_PRECISION,), allowed=spec.precisions)
         if not precisions:
             raise ctx.error(f"runtimes.{rt_name}.precisions",
                             f"must list at least one precision; allowed values: {_fmt(spec.precisions)}")
         binary = rt.get("binary", str)
+        npu_table = rt.table("npu") if "npu" in spec.delegates else None
         rt.finish()
+        npu = _read_npu(npu_table, ctx, is_local) if npu_table is not None else None
+        if npu is not None and "npu" not in delegates:
+            raise ctx.error(f"runtimes.{rt_name}.npu", "describes an NPU, but 'npu' is not in delegates")
+        if npu is None and "npu" in delegates:
+            raise ctx.error(f"runtimes.{rt_name}.delegates",
+                            f"lists 'npu' but the profile has no [runtimes.{rt_name}.npu] table (vendor, and "
+                            f"dispatch_library_dir or external_delegate)")
         if binary is None and not is_local:
             raise ctx.error(f"runtimes.{rt_name}.binary",
                             "missing required key: the benchmark binary's path on the device")
         if binary is not None and not is_local:
             _check_remote_path(binary, f"runtimes.{rt_name}.binary", ctx)
-        runtimes.append(Runtime(rt_name, delegates, default, binary, precisions))
+        runtimes.append(Runtime(rt_name, delegates, default, binary, precisions, npu))
     t.finish()
     if not runtimes:
         raise ctx.error("runtimes", f"needs at least one of [runtimes.{'], [runtimes.'.join(names)}]")
     return tuple(runtimes)
+
+
+_OPTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _read_npu(t: _Table, ctx: _Ctx, is_local: bool) -> Npu:
+    vendor = t.get("vendor", str, required=True, allowed=NPU_VENDORS)
+    dispatch = t.get("dispatch_library_dir", str)
+    plugin = t.get("compiler_plugin_dir", str)
+    full = t.get("require_full_delegation", bool, default=False)
+    external = t.get("external_delegate", str)
+    raw_opts = t.get("external_delegate_options", dict, default={})
+    t.finish()
+    if (dispatch is None) == (external is None):
+        raise ctx.error(t.prefix, "needs exactly one of dispatch_library_dir (LiteRT benchmark_model --use_npu) "
+                        "and external_delegate (a vendor TFLite delegate library)")
+    for key, value in (("dispatch_library_dir", dispatch), ("compiler_plugin_dir", plugin),
+                       ("external_delegate", external)):
+        if value is not None and not is_local:
+            _check_remote_path(value, t.key(key), ctx)
+    if external is None and raw_opts:
+        raise ctx.error(t.key("external_delegate_options"), "applies to external_delegate only")
+    if external is not None and (plugin is not None or full):
+        raise ctx.error(t.key("compiler_plugin_dir" if plugin is not None else "require_full_delegation"),
+                        "applies to dispatch_library_dir (LiteRT benchmark_model) only")
+    opts = []
+    for key, value in raw_opts.items():
+        if not _OPTION_RE.match(key) or isinstance(value, (dict, list)) or any(c in str(value) for c in ";: \n"):
+            raise ctx.error(f"{t.key('external_delegate_options')}.{key}",
+                            f"= {value!r}: option names are identifiers and values strings, numbers or "
+                            f"booleans without ';', ':' or spaces")
+        opts.append((key, str(value).lower() if isinstance(value, bool) else str(value)))
+    return Npu(vendor, dispatch, plugin, full, external, tuple(opts))
 
 
 def _read_thermal(t: _Table, ctx: _Ctx) -> Thermal:

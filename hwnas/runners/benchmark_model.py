@@ -6,6 +6,12 @@ Command (``taskset`` only when the profile pins cores)::
         --min_secs=0 --warmup_min_secs=0 --use_xnnpack=true|false [--use_gpu=true]
         [--use_nnapi=true] [--enable_op_profiling=true]
 
+The ``npu`` delegate takes its flags from the profile's ``[runtimes.tflite.npu]`` table
+(:class:`hwnas.devices.profiles.Npu`): LiteRT's ``benchmark_model`` with ``--use_npu=true
+--dispatch_library_path=DIR [--compiler_plugin_library_path=DIR] [--require_full_delegation=true]``,
+or a vendor delegate library through ``--external_delegate_path=LIB
+[--external_delegate_options=key:value;...]`` (Qualcomm's QNN TFLite delegate).
+
 ``--min_secs=0 --warmup_min_secs=0`` make the run counts exact; by default the tool keeps running
 until one second has passed, so the count would depend on the model's speed.
 
@@ -25,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hwnas.devices.profiles import Npu
 from hwnas.errors import HwnasError
 from hwnas.runners.base import DeviceToolRunner, MeasureConfig, ms, summary_from_tool
 from hwnas.runners.stats import LatencySummary
@@ -39,10 +46,17 @@ DELEGATE_FLAGS: dict[str, tuple[str, ...]] = {
 
 
 def benchmark_model_command(binary: str, model: str, *, threads: int, warmup: int, runs: int,
-                            delegate: str, op_profiling: bool = False) -> list[str]:
-    """The ``benchmark_model`` argv for one measurement (no taskset)."""
+                            delegate: str, op_profiling: bool = False, npu: Npu | None = None) -> list[str]:
+    """The ``benchmark_model`` argv for one measurement (no taskset); ``npu`` gives the flags of the
+    ``npu`` delegate."""
+    if delegate == "npu":
+        if npu is None:
+            raise HwnasError("delegate 'npu' needs the device profile's [runtimes.tflite.npu] table")
+        flags = npu.flags()
+    else:
+        flags = DELEGATE_FLAGS[delegate]
     argv = [binary, f"--graph={model}", f"--num_threads={threads}", f"--warmup_runs={warmup}",
-            f"--num_runs={runs}", "--min_secs=0", "--warmup_min_secs=0", *DELEGATE_FLAGS[delegate]]
+            f"--num_runs={runs}", "--min_secs=0", "--warmup_min_secs=0", *flags]
     if op_profiling:
         argv.append("--enable_op_profiling=true")
     return argv
@@ -59,7 +73,8 @@ class BenchmarkModelRunner(DeviceToolRunner):
                       config: MeasureConfig) -> list[str]:
         return benchmark_model_command(binary, remote_model, threads=threads, warmup=config.warmup,
                                        runs=config.runs, delegate=delegate,
-                                       op_profiling=config.op_profiling)
+                                       op_profiling=config.op_profiling,
+                                       npu=self.profile.runtime(self.runtime).npu)
 
     def parse(self, text: str, source: str) -> tuple[LatencySummary, dict[str, Any]]:
         r = parse_benchmark_model(text, source=source)

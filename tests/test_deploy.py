@@ -228,13 +228,13 @@ class _Residual(torch.nn.Module):
         return self.fc((y + self.b(y)).mean((2, 3)))
 
 
-@pytest.mark.parametrize("io", ["int8", "float"])
-def test_int8_io_types(io, tmp_path):
-    """--io int8 (pixel - 128 in) and --io float (normalized image in, QUANTIZE / DEQUANTIZE only at
-    the boundary) stay full-integer and agree with torch."""
+def test_int8_float_io(tmp_path):
+    """--io float (normalized image in, QUANTIZE / DEQUANTIZE only at the boundary) stays full-integer
+    and agrees with torch (--io int8: the mixed-precision test below)."""
     from hwnas.deploy.app import AppModel, run_app_tflite, write_tflite
     from hwnas.deploy.metadata import ModelFacts
 
+    io = "float"
     torch.manual_seed(0)
     net = _Residual().eval()
     facts = ModelFacts(name="r", version="1", description="d", labels=("a", "b", "c", "d"), mean=(0.5,) * 3,
@@ -246,13 +246,9 @@ def test_int8_io_types(io, tmp_path):
     buf = path.read_bytes()
     ops = tflite_file.op_counts(buf)
     assert tflite_file.float_compute_ops(buf) == []
-    # the residual ADD, plus the folded normalization (MUL, ADD) for integer pixel inputs
-    assert (ops["ADD"], ops["MUL"]) == ((1, 0) if io == "float" else (2, 1)), ops
+    assert (ops["ADD"], ops["MUL"]) == (1, 0), ops  # the residual ADD; the app normalizes float input
     names = tflite_file.op_names(tflite_file.load(buf))
-    if io == "float":
-        assert (names[0], names[-1]) == ("QUANTIZE", "DEQUANTIZE")
-    else:
-        assert "QUANTIZE" not in names and "DEQUANTIZE" not in names
+    assert (names[0], names[-1]) == ("QUANTIZE", "DEQUANTIZE") and ops["QUANTIZE"] == ops["DEQUANTIZE"] == 1
     normalized = (pixels / 255 - 0.5) / 0.25
     with torch.no_grad():
         ref = AppModel(net, facts.mean, facts.std, softmax=False)(normalized.permute(0, 2, 3, 1)).numpy()
@@ -303,20 +299,25 @@ def test_relu6_clip_form_equals_the_clamp():
 
 def test_full_integer_int8_of_a_mixed_precision_subnet(tmp_path):
     """PACT's learned clips (resnet18-mp: after each block's ReLU and its first conv) no longer stay
-    float MINIMUM ops: zero float compute ops, and the file agrees with the deploy-form subnet."""
+    float MINIMUM ops: zero float compute ops, and the file agrees with the deploy-form subnet.
+    With --io int8 (pixel - 128 in, no conversion op at either end)."""
+    from ai_edge_litert.interpreter import Interpreter
+
     from hwnas.deploy.app import AppModel, run_app_tflite, write_tflite
     from hwnas.deploy.metadata import ModelFacts
 
     dep = _mixed_subnet()
     facts = ModelFacts(name="mp", version="1", description="d", labels=("a", "b", "c", "d"), mean=(0.5,) * 3,
-                       std=(0.25,) * 3, height=8, width=8, input="uint8", output="logits")
+                       std=(0.25,) * 3, height=8, width=8, input="int8", output="logits")
     x = torch.randn(64, 3, 8, 8).clamp(-2, 2)
     pixels = ((x * 0.25 + 0.5) * 255).round().clamp(0, 255)
     path = write_tflite(dep, tmp_path / "m.tflite", facts, quant="int8", calib=pixels.permute(0, 2, 3, 1).numpy())
     buf = path.read_bytes()
     ops = tflite_file.op_counts(buf)
     assert tflite_file.float_compute_ops(buf) == [], ops
-    assert ops["MINIMUM"] == 0 and ops["ADD"] >= 2 and ops["QUANTIZE"] == 2 and ops["DEQUANTIZE"] == 0, ops
+    assert ops["MINIMUM"] == 0 and ops["ADD"] >= 2 and ops["QUANTIZE"] == ops["DEQUANTIZE"] == 0, ops
+    (inp,) = Interpreter(model_path=str(path)).get_input_details()
+    assert inp["dtype"] == np.int8 and inp["quantization"] == (1.0, -128)  # pixel - 128
     normalized = (pixels / 255 - 0.5) / 0.25
     with torch.no_grad():
         ref = AppModel(dep, facts.mean, facts.std, softmax=False)(normalized.permute(0, 2, 3, 1)).numpy()
@@ -398,7 +399,7 @@ def test_export_recalibrates_bn_of_a_supernet_subnet(supernet, tmp_path, capsys)
 def test_finetune_resume_and_errors(supernet, tmp_path):
     from hwnas.deploy.finetune import FinetuneConfig, finetune
 
-    cfg = FinetuneConfig(epochs=2, steps_per_epoch=3, seed=1, kd=True)
+    cfg = FinetuneConfig(epochs=2, steps_per_epoch=3, seed=1, kd=True, recalibration_batches=2)
     straight = finetune(supernet, GENES, tmp_path / "a", cfg)
 
     class Killed(Exception):
@@ -421,6 +422,8 @@ def test_finetune_resume_and_errors(supernet, tmp_path):
         finetune(supernet, GENES, tmp_path / "a", cfg)
     with pytest.raises(HwnasError, match="different kd"):
         finetune(supernet, GENES, tmp_path / "a", replace(cfg, kd=False), resume=True)
+    with pytest.raises(HwnasError, match="recalibration_batches must be >= 1, got 0"):
+        replace(cfg, recalibration_batches=0)
     with pytest.raises(HwnasError, match="holds a subnet; finetune starts from a supernet"):
         finetune(straight.checkpoint, None, tmp_path / "c", cfg)
 

@@ -93,12 +93,13 @@ def finish_tflite(buf: bytes, facts: ModelFacts) -> bytes:
 
 
 def write_tflite(net: nn.Module, path: str | Path, facts: ModelFacts, *, channels: int = 3,
-                 quant: str = "none", calib: np.ndarray | None = None) -> Path:
+                 quant: str = "none", calib: np.ndarray | None = None, calibration: str = "minmax") -> Path:
     """Write the app-ready ``.tflite`` of ``net`` at ``path`` (atomically) and return the path.
 
     ``quant="int8"`` makes a full-integer model whose input and output are ``facts.input``
     (``uint8`` / ``int8``: raw pixels with the normalization folded in; ``float``: the normalized
-    image), calibrated on ``calib`` (NHWC images in the input form, see :func:`calibration_images`).
+    image), calibrated on ``calib`` (NHWC images in the input form, see :func:`calibration_images`)
+    with the ``calibration`` range rule of :func:`hwnas.deploy.int8.full_integer`.
     The int8 graph writes the PACT clips of a mixed-precision subnet in the ``relu6`` form
     (:func:`hwnas.quant.blocks.with_clip_form`), which the quantizer covers.
     """
@@ -122,7 +123,7 @@ def write_tflite(net: nn.Module, path: str | Path, facts: ModelFacts, *, channel
         module = AppModel(with_clip_form(net, "relu6"), facts.mean, facts.std, takes=takes, softmax=facts.output == "probabilities",
                           output_name=facts.output)
         float_buf = convert_tflite(module, sample_image(facts, takes, channels))
-        buf = full_integer(float_buf, calib, io=facts.input, pixel_input=takes == "pixels")
+        buf = full_integer(float_buf, calib, io=facts.input, pixel_input=takes == "pixels", calibration=calibration)
     data = finish_tflite(buf, facts)
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 

@@ -48,6 +48,8 @@ class FinetuneConfig:
     kd_temperature: float = 1.0
     steps_per_epoch: int | None = None
     seed: int = 0
+    #: BN recalibration batches of 256 training images, for the subnet and the KD teacher.
+    recalibration_batches: int = 20
 
     def __post_init__(self) -> None:
         checks = [
@@ -58,6 +60,8 @@ class FinetuneConfig:
             (self.kd_temperature > 0, f"--kd-temperature must be > 0, got {self.kd_temperature}"),
             (self.steps_per_epoch is None or self.steps_per_epoch >= 1,
              f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}"),
+            (self.recalibration_batches >= 1,
+             f"recalibration_batches must be >= 1, got {self.recalibration_batches}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -83,7 +87,7 @@ def _kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -
     return -(soft * F.log_softmax(student / t, dim=1)).sum(1).mean() * t * t
 
 
-def _teacher(checkpoint: Path, data) -> torch.nn.Module:
+def _teacher(checkpoint: Path, data, batches: int) -> torch.nn.Module:
     """The supernet's largest path, BN recalibrated, frozen."""
     from hwnas.data import take_batches
     from hwnas.models import supernet_from_checkpoint
@@ -91,7 +95,7 @@ def _teacher(checkpoint: Path, data) -> torch.nn.Module:
 
     net, _ = supernet_from_checkpoint(checkpoint)
     teacher = materialize(net, net.space.largest())
-    recalibrate_bn(teacher, take_batches(data.train_clean, 256, max_batches=20, seed=0))
+    recalibrate_bn(teacher, take_batches(data.train_clean, 256, max_batches=batches, seed=0))
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
@@ -123,7 +127,7 @@ def finetune(checkpoint: str | Path, genes_text: str | None, out: str | Path,
         raise HwnasError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
     if resume and not ckpt_path.is_file():
         raise HwnasError(f"--resume: {ckpt_path} does not exist")
-    src = load_source(checkpoint, genes_text)
+    src = load_source(checkpoint, genes_text, calib_batches=config.recalibration_batches)
     if src.kind != "supernet":
         raise HwnasError(f"checkpoint {checkpoint} holds a {src.kind}; finetune starts from a supernet "
                          f"checkpoint and its genes")
@@ -134,7 +138,7 @@ def finetune(checkpoint: str | Path, genes_text: str | None, out: str | Path,
     torch.manual_seed(config.seed)
     model = Subnet(src.space, src.genes) if config.from_scratch else src.model
     accuracy_before = _accuracy(model, data)
-    teacher = _teacher(Path(checkpoint), data) if config.kd else None
+    teacher = _teacher(Path(checkpoint), data, config.recalibration_batches) if config.kd else None
     batch = config.batch_size or run.batch_size
     per_epoch = count_steps(len(data.train), batch)
     if config.steps_per_epoch is not None:

@@ -61,9 +61,13 @@ def file_lock(path: str | os.PathLike[str], *, wait_s: float = FILE_LOCK_WAIT_S,
 
 @contextmanager
 def folder_lock(folder: str | os.PathLike[str], what: str = "run folder") -> Iterator[None]:
-    """Hold the lock of ``folder`` for the whole block; refuse at once if another process holds it."""
+    """Hold the lock of ``folder`` for the whole block; refuse at once if another process holds it.
+
+    A folder this call created that holds nothing but the lock file when the block ends (the run
+    failed before writing anything) is removed again."""
     folder = Path(folder)
     lp = folder / FOLDER_LOCK_NAME
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(lp), thread_local=False)
@@ -77,4 +81,10 @@ def folder_lock(folder: str | os.PathLike[str], what: str = "run folder") -> Ite
     try:
         yield
     finally:
+        try:
+            if created and {p.name for p in folder.iterdir()} <= {FOLDER_LOCK_NAME}:
+                lp.unlink(missing_ok=True)  # still held: no other process can take it meanwhile
+                folder.rmdir()
+        except OSError:
+            pass  # something appeared in it meanwhile: keep the folder
         lock.release()

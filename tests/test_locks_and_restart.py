@@ -159,3 +159,85 @@ def test_non_utf8_table_and_cli(tmp_path, capsys):
         LatencyTable.load(path)
     code, _, err = run_cli(["lut", "show", "-d", "host", "--tables-dir", str(tmp_path)], capsys)
     assert code == 2 and err.count("\n") == 1 and "not UTF-8" in err and str(path) in err
+
+
+# ---- run folders: one process each, restartable after any kill --------------------------------
+TRAIN_ARGS = ["--space", "mbv2", "--width", "0.25", "--resolution", "16", "--data", "digits",
+              "--batch-size", "16", "--lr", "0.05", "--workers", "0", "--log-every", "1", "-q",
+              "--torch-device", "cpu", "--epochs", "1"]
+
+
+def _start(args: list[str], tmp_path: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hwnas", *args], env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, needle: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if path.exists() and needle in path.read_text():
+            return
+        time.sleep(0.01)
+    proc.kill()
+    raise AssertionError(f"{needle!r} never appeared in {path}: {proc.communicate()}")
+
+
+def test_second_train_into_one_folder_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    first = _start(["train", "--out", str(run), *TRAIN_ARGS, "--steps-per-epoch", "100000"], tmp_path)
+    try:
+        _wait_for(run / "metrics.jsonl", '"kind": "step"', first)
+        before = (run / "metrics.jsonl").read_text()
+        code, _, err = run_cli(["train", "--out", str(run), *TRAIN_ARGS, "--steps-per-epoch", "3"], capsys)
+        assert code == 2 and err.count("\n") == 1
+        assert f"run folder {run} is in use by another hwnas process" in err
+        assert first.poll() is None  # the first run goes on, its log only grows
+        assert (run / "metrics.jsonl").read_text().startswith(before)
+        lines = (run / "metrics.jsonl").read_text().splitlines()[:-1]  # the last may be half written
+        assert all(json.loads(line)["kind"] == "step" for line in lines)
+    finally:
+        first.kill()
+        first.communicate()
+
+
+def test_train_killed_in_its_first_epoch_restarts_on_the_same_command(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), *TRAIN_ARGS, "--steps-per-epoch", "20"]
+    proc = _start(args, tmp_path)
+    _wait_for(run / "metrics.jsonl", '"kind": "step"', proc)
+    proc.kill()  # SIGKILL: no checkpoint, no clean-up
+    proc.communicate()
+    assert (run / "config.json").is_file() and not (run / "last.pt").exists()
+    import shutil
+
+    shutil.copytree(run, tmp_path / "copy")
+    # the documented command again, as it was
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "stopped before its first checkpoint" not in err  # -q
+    from hwnas.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["finished"] and ckpt["step"] == 20
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "step"]
+    assert steps == list(range(1, 21))  # the killed attempt's lines are gone
+    # and with --resume, as the refusal of the folder used to ask
+    copy = tmp_path / "copy"
+    code, _, err = run_cli(["train", "--out", str(copy), "--resume", "--torch-device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    assert load_checkpoint(copy / "last.pt")["step"] == 20
+
+
+def test_quickstart_killed_in_training_resumes_on_the_same_command(tmp_path, capsys):
+    out = tmp_path / "qs"
+    args = ["quickstart", "--out", str(out), "--epochs", "1", "--steps-per-epoch", "3", "--until", "train"]
+    proc = _start(args, tmp_path)
+    _wait_for(out / "supernet" / "config.json", "train", proc)  # written as training starts
+    proc.kill()
+    proc.communicate()
+    assert not (out / "supernet" / "last.pt").exists()
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    state = json.loads((out / "quickstart.json").read_text())
+    assert state["steps"]["train"]["steps"] == 3 and state["steps"]["train"]["epochs"] == 1

@@ -199,6 +199,9 @@ def test_sigint_mid_epoch_checkpoints_exits_130_and_resumes_exactly(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert resumed.weights_digest == straight.weights_digest
+    # the epoch interrupted and resumed logs the loss of all its steps, not only the resumed ones
+    assert [m["loss"] for m in resumed.metrics] == pytest.approx([m["loss"] for m in straight.metrics],
+                                                                 rel=1e-12)
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()
              if json.loads(line)["kind"] == "step"]
     assert steps == list(range(1, 25))  # lines logged after the checkpoint were not duplicated

@@ -112,7 +112,21 @@ def _accuracy(model, data) -> float:
 def finetune(checkpoint: str | Path, genes_text: str | None, out: str | Path,
              config: FinetuneConfig = FinetuneConfig(), *, resume: bool = False,
              data_root: str | None = None, progress=None) -> FinetuneResult:
-    """Fine-tune subnet ``genes_text`` of ``checkpoint`` into ``out/finetune.pt`` (see module doc)."""
+    """Fine-tune subnet ``genes_text`` of ``checkpoint`` into ``out/finetune.pt`` (see module doc).
+
+    The folder ``out`` is locked meanwhile: a second fine-tune into it is refused."""
+    from hwnas.locking import folder_lock
+
+    if Path(out).exists() and not Path(out).is_dir():
+        raise HwnasError(f"--out {out} exists and is not a folder")
+    with folder_lock(out):
+        return _finetune(checkpoint, genes_text, out, config, resume=resume, data_root=data_root,
+                         progress=progress)
+
+
+def _finetune(checkpoint: str | Path, genes_text: str | None, out: str | Path,
+              config: FinetuneConfig, *, resume: bool, data_root: str | None,
+              progress) -> FinetuneResult:
     from hwnas.checkpoint import load_checkpoint, save_checkpoint
     from hwnas.data import train_loader
     from hwnas.data.loaders import steps_per_epoch as count_steps

@@ -108,9 +108,9 @@ def train_cmd(
     if stop_after_epochs is not None and stop_after_epochs < 1:
         raise HwnasError(f"--stop-after-epochs must be >= 1, got {stop_after_epochs}")
     if resume:
-        if not (out_dir / "last.pt").is_file():
+        if not (out_dir / "last.pt").is_file() and not (out_dir / "config.json").is_file():
             raise HwnasError(f"--resume: {out_dir / 'last.pt'} does not exist (nothing to resume)")
-        stored = read_run_config(out_dir)
+        stored = read_run_config(out_dir)  # a run killed before its first checkpoint: its config.json
         config = stored.replace(**given, options={**stored.options, **options})
     else:
         config = TrainConfig(**given, options=options)

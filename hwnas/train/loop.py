@@ -54,6 +54,7 @@ from hwnas.data import DataSplits, load_data, train_loader
 from hwnas.data.loaders import steps_per_epoch as count_steps
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json, atomic_write_text
+from hwnas.locking import folder_lock
 from hwnas.spaces import create_space
 from hwnas.spaces.base import SearchSpace
 from hwnas.supernet import build_supernet
@@ -61,6 +62,7 @@ from hwnas.train import distributed as D
 from hwnas.train.config import TrainConfig
 from hwnas.train.strategies import (CostFn, CostFns, RunContext, StepBatch, Strategy, TrainModel,
                                     create_strategy, parse_strategy_options, strategy_class)
+from hwnas.ui import note
 
 CHECKPOINT = "last.pt"
 CONFIG = "config.json"
@@ -196,16 +198,23 @@ def train_config_of(ckpt: dict[str, Any], path: Path | str) -> TrainConfig:
     return TrainConfig.from_dict(ckpt["train_config"])
 
 
-def _check_run_dir(out: Path, resume: bool) -> None:
-    if resume:
-        if not (out / CHECKPOINT).is_file():
-            raise HwnasError(f"--resume: {out / CHECKPOINT} does not exist (nothing to resume)")
-        return
+def _check_run_dir(out: Path, resume: bool) -> tuple[bool, str | None]:
+    """(whether there is a checkpoint to resume, a note to print). A folder holding ``config.json``
+    but no checkpoint (a run killed in its first epoch) starts again from scratch, with or
+    without ``resume``: it holds no training yet."""
     if out.exists() and not out.is_dir():
         raise HwnasError(f"--out {out} exists and is not a folder")
-    if (out / CHECKPOINT).exists() or (out / CONFIG).exists():
+    if (out / CHECKPOINT).is_file():
+        if resume:
+            return True, None
         raise HwnasError(f"--out {out} already holds a run; pass --resume to continue it "
                          f"or choose another --out")
+    if (out / CONFIG).exists():
+        return False, (f"{out} holds a run stopped before its first checkpoint ({CHECKPOINT}): "
+                       f"starting it again from scratch")
+    if resume:
+        raise HwnasError(f"--resume: {out / CHECKPOINT} does not exist (nothing to resume)")
+    return False, None
 
 
 def _check_resume_config(stored: TrainConfig, given: TrainConfig, out: Path) -> None:
@@ -303,12 +312,21 @@ def train_supernet(config: TrainConfig, out: str | Path, *, resume: bool = False
     """
     out = Path(out)
     t_start = time.perf_counter()
+    console = console or Console(stderr=True)
     info = D.init_distributed(torch_device)
     try:
-        _check_run_dir(out, resume)
-        D.barrier(info)  # every rank has checked the folder before rank 0 writes into it
-        return _train(config, out, resume, info, dict(costs or {}), quiet, stop_after_epochs,
-                      console or Console(stderr=True), t_start)
+        if out.exists() and not out.is_dir():
+            raise HwnasError(f"--out {out} exists and is not a folder")
+        # rank 0 holds the run folder's lock: a second run into it is refused, metrics never interleave
+        with folder_lock(out) if info.is_main else contextlib.nullcontext():
+            resume, restart = _check_run_dir(out, resume)
+            if restart and info.is_main:
+                (out / METRICS).unlink(missing_ok=True)  # lines of the killed attempt
+                if not quiet:
+                    note(restart, console, "restart")
+            D.barrier(info)  # every rank has checked the folder before rank 0 writes into it
+            return _train(config, out, resume, info, dict(costs or {}), quiet, stop_after_epochs,
+                          console, t_start)
     finally:
         D.shutdown_distributed(info)
 
@@ -393,6 +411,9 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
 
     epoch, batch_in_epoch, step = 0, 0, 0
     history: list[dict[str, Any]] = []
+    # training-loss sum and count of the epoch an interrupted run stopped in, so that its logged
+    # epoch loss covers the whole epoch and not only the steps after the resume
+    partial_loss: tuple[float, int] = (0.0, 0)
     log = _MetricsLog(out / METRICS, info.is_main)
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
@@ -409,6 +430,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
         restore_rng(ckpt["rng"], dev)
         epoch, batch_in_epoch, step = int(ckpt["epoch"]), int(ckpt["batch_in_epoch"]), int(ckpt["step"])
         history = list(ckpt.get("metrics", []))
+        if batch_in_epoch and info.is_main:  # the interrupted epoch's loss so far (all ranks summed)
+            partial_loss = (float(ckpt.get("epoch_loss_sum", 0.0)), int(ckpt.get("epoch_loss_n", 0)))
         for g in optimizer.param_groups:  # a changed --epochs changes the schedule length only
             g.setdefault("initial_lr", lr)
         log.truncate_after(step)
@@ -445,6 +468,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
                                     for o, sch in extra_opts],
             "scaler": scaler.state_dict(), "strategy_state": strategy.state_dict(), "rng": capture_rng(dev),
             "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step, "metrics": history,
+            "epoch_loss_sum": partial_loss[0], "epoch_loss_n": partial_loss[1],
             "data": data.describe(), "world_size": info.world, "finished": final,
             # what an exported app model needs: labels.txt and the input normalization
             "class_names": list(data.labels()), "mean": list(data.mean), "std": list(data.std),
@@ -489,7 +513,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
                                   rank=info.rank, world=info.world, workers=config.workers,
                                   skip_batches=batch_in_epoch, pin_memory=dev.type == "cuda")
             t_epoch = t_log = time.perf_counter()
-            ep_loss, ep_n, log_loss, log_n = 0.0, 0, 0.0, 0
+            (ep_loss, ep_n), log_loss, log_n = partial_loss if batch_in_epoch else (0.0, 0), 0.0, 0
+            partial_loss = (0.0, 0)
             ep_start_batch = batch_in_epoch
             progress.update(task, description=f"epoch {epoch + 1}/{config.epochs}")
             for x, y in loader:
@@ -520,6 +545,11 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
                     progress.update(task, advance=1, loss=f"{loss_val:.3f}", ips=f"{ips_epoch:.0f}")
                 if D.any_rank(info, guard.signum is not None):
                     signum = guard.signum or signal.SIGTERM
+                    partial_loss = (ep_loss, ep_n)
+                    if info.distributed:
+                        t = D.all_reduce_sum(info, torch.tensor([ep_loss, float(ep_n)],
+                                                                dtype=torch.float64, device=dev))
+                        partial_loss = (float(t[0]), int(t[1]))
                     save()
                     D.barrier(info)
                     log.write({"kind": "stop", "epoch": epoch, "step": step,

@@ -18,7 +18,9 @@ if ! command -v adb >/dev/null 2>&1; then
   fi
 fi
 set +e
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+WORKERS=${HWNAS_TEST_WORKERS:-2}
+if [ "$WORKERS" -gt 0 ]; then XDIST=(-n "$WORKERS" --dist loadfile); else XDIST=(-p no:xdist); fi
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "${XDIST[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

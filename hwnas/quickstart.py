@@ -63,7 +63,7 @@ class QuickstartConfig:
     eval_batches: int | None = None
     calib_batches: int = 4
     seed: int = 0
-    tables_dir: str | None = None  # None: the shipped hwnas/latency_tables/
+    tables_dir: str | None = None  # None: your tables folder, then the shipped hwnas/latency_tables/
     profile_host: bool = False  # profile this computer even when a shipped table covers the settings
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,10 +128,9 @@ def step_latency(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str
     from hwnas.latency.build import profile_and_calibrate
     from hwnas.latency.predict import LatencyPredictor
     from hwnas.latency.profile import ProfileConfig
-    from hwnas.latency.table import load_table, table_path
+    from hwnas.latency.table import load_table
 
     space = _space(cfg)
-    shipped = table_path(cfg.device, space.name, cfg.runtime, cfg.tables_dir)
     t0 = time.perf_counter()
     if cfg.profile_host:
         reason = "--profile-host"
@@ -139,7 +138,8 @@ def step_latency(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str
         try:
             table = load_table(cfg.device, space, cfg.runtime, cfg.tables_dir)
             if LatencyPredictor(table, space).is_calibrated:
-                return {"tables_dir": str(shipped.parents[1]), "table": str(shipped), "profiled": False,
+                # your own table of this computer when you have one, else the shipped one
+                return {"tables_dir": str(table.path.parents[1]), "table": str(table.path), "profiled": False,
                         "keys": len(table.entries), "seconds": 0.0}
             reason = "it is not calibrated for these settings"
         except HwnasError as exc:

@@ -27,6 +27,13 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture(autouse=True)
+def _user_tables(tmp_path_factory, monkeypatch):
+    """Your-tables folder of every test (and its subprocesses): a fresh temporary one, never the
+    home folder of whoever runs the tests."""
+    monkeypatch.setenv("HWNAS_TABLES_DIR", str(tmp_path_factory.mktemp("user-tables")))
+
+
+@pytest.fixture(autouse=True)
 def _seed_torch():
     torch.manual_seed(0)
     torch.set_num_threads(1)  # deterministic and no oversubscription on a 2-core machine

@@ -241,3 +241,54 @@ def test_quickstart_killed_in_training_resumes_on_the_same_command(tmp_path, cap
     assert code == 0, err
     state = json.loads((out / "quickstart.json").read_text())
     assert state["steps"]["train"]["steps"] == 3 and state["steps"]["train"]["epochs"] == 1
+
+
+# ---- your tables folder, searched before the shipped one ------------------------------------
+def _tree(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_profile_writes_to_your_tables_folder_never_the_package(tmp_path, monkeypatch, capsys):
+    from hwnas.latency.table import default_table_dir, user_table_dir
+
+    mine = tmp_path / "mine"
+    monkeypatch.setenv("HWNAS_TABLES_DIR", str(mine))
+    monkeypatch.setenv("HWNAS_CACHE_DIR", str(tmp_path / "cache"))
+    assert user_table_dir() == mine
+    shipped = _tree(default_table_dir())
+    args = ["profile", "-d", "host", "--space", "mbv2", "--width", "0.35", "--resolution", "32",
+            "--num-classes", "10", "--runtime", "onnx", "--max-keys", "1", "--rounds", "1",
+            "--warmup", "1", "--runs", "2", "--calibrate", "0", "--no-canary"]
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    written = mine / "host" / "mbv2-onnx.json"
+    assert len(LatencyTable.load(written).entries) == 1 and str(written) in out
+    assert _tree(default_table_dir()) == shipped  # the package's folder is untouched
+
+
+def test_your_tables_are_read_before_the_shipped_ones(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from hwnas.latency.table import default_table_dir, find_table, user_table_dir, writable
+    from hwnas.latency.table import load_table
+    from hwnas.spaces import create_space
+
+    monkeypatch.delenv("HWNAS_TABLES_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert user_table_dir() == tmp_path / "xdg" / "hwnas" / "latency_tables"
+    monkeypatch.setenv("HWNAS_TABLES_DIR", str(tmp_path / "mine"))
+    shipped = default_table_dir() / "host" / "mbv2-tflite.json"
+    assert find_table("host", "mbv2", "tflite") == shipped  # nothing of yours yet
+    space = create_space("mbv2", width=0.35, resolution=32, num_classes=10)
+    # a calibration or validation of a shipped table is saved to your folder
+    table = writable(load_table("host", space, "tflite"))
+    assert table.path == tmp_path / "mine" / "host" / "mbv2-tflite.json"
+    table.save()
+    assert find_table("host", "mbv2", "tflite") == table.path
+    code, out, err = run_cli(["lut", "show", "-d", "host", "--json"], capsys)
+    assert code == 0 and json.loads(out)["path"] == str(table.path)
+    # --tables-dir alone is searched when given
+    other = tmp_path / "other"
+    shutil.copytree(default_table_dir() / "host", other / "host")
+    code, out, err = run_cli(["lut", "show", "-d", "host", "--json", "--tables-dir", str(other)], capsys)
+    assert code == 0 and json.loads(out)["path"] == str(other / "host" / "mbv2-tflite.json")

@@ -42,10 +42,10 @@ def test_wheel_ships_profiles_and_tables_and_finds_them_installed(tmp_path: Path
     probe = textwrap.dedent("""
         import hwnas, sys
         from hwnas.devices.profiles import list_profiles, load_profile
-        from hwnas.latency.table import LatencyTable, table_path
+        from hwnas.latency.table import LatencyTable, default_table_dir, table_path
         assert hwnas.__file__.startswith(sys.argv[1]), hwnas.__file__
         print(",".join(list_profiles()))
-        t = LatencyTable.load(table_path("host", "mbv2", "tflite"))
+        t = LatencyTable.load(table_path("host", "mbv2", "tflite", default_table_dir()))
         print(len(t.entries), load_profile("s22").runtime("tflite").delegates[0])
     """)
     out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); "

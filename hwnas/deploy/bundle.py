@@ -66,7 +66,7 @@ class BundleOptions:
     description: str | None = None
     calib_images: int = 256
     test_images: int | None = None  # None: the whole held-out test split
-    tables_dir: str | None = None  # None: the shipped latency_tables/
+    tables_dir: str | None = None  # None: your tables folder, then the shipped latency_tables/
     force: bool = False
 
     def __post_init__(self) -> None:
@@ -153,12 +153,12 @@ def predicted_latency(space, genes: tuple[int, ...], runtime: str, tables_dir: s
     """Predicted latency of ``genes`` on every device with a ``runtime`` table at ``precision``
     (default fp32) for the space."""
     from hwnas.latency.predict import LatencyPredictor
-    from hwnas.latency.table import LatencyTable, default_table_dir, table_path
+    from hwnas.latency.table import LatencyTable, find_table, table_roots
 
-    root = Path(tables_dir) if tables_dir else default_table_dir()
+    devices = sorted({p.name for root in table_roots(tables_dir) for p in root.glob("*") if p.is_dir()})
     rows = []
-    for device_dir in sorted(p for p in root.glob("*") if p.is_dir()):
-        path = table_path(device_dir.name, space.name, runtime, root, precision)
+    for device in devices:  # your table of a device before the shipped one
+        path = find_table(device, space.name, runtime, tables_dir, precision)
         if not path.is_file():
             continue
         try:
@@ -166,11 +166,11 @@ def predicted_latency(space, genes: tuple[int, ...], runtime: str, tables_dir: s
             pred = LatencyPredictor(table, space)
             ms = float(pred(np.asarray([genes]))[0])
         except HwnasError as exc:
-            rows.append({"device": device_dir.name, "runtime": runtime, "table": str(path),
+            rows.append({"device": device, "runtime": runtime, "table": str(path),
                          "predicted_ms": None, "note": str(exc)})
             continue
         meta = table.metadata
-        rows.append({"device": device_dir.name, "runtime": runtime, "table": str(path),
+        rows.append({"device": device, "runtime": runtime, "table": str(path),
                      "predicted_ms": ms, "calibrated": pred.is_calibrated,
                      "delegate": meta.get("delegate"), "threads": meta.get("threads"),
                      "soc": meta.get("soc")})

@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         description: Annotated[Optional[str], typer.Option(help="Model description.")] = None,
         calib_images: Annotated[int, typer.Option(min=1, help="--quant int8: calibration images.")] = 256,
         test_images: Annotated[Optional[int], typer.Option(min=1, help="Evaluate on at most N test images.")] = None,
-        tables_dir: Annotated[Optional[str], typer.Option(help="Latency tables (default: the shipped ones).")] = None,
+        tables_dir: Annotated[Optional[str], typer.Option(help="Latency tables (default: your tables folder, then the shipped ones).")] = None,
         force: Annotated[bool, typer.Option("--force", help="Replace a folder that holds other files.")] = False,
         data_root: Annotated[Optional[str], typer.Option(help="Where file-based datasets live.")] = None,
     ) -> None:

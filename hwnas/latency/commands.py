@@ -24,7 +24,7 @@ WidthOpt = Annotated[Optional[float], typer.Option(help="Width multiplier of the
 ResOpt = Annotated[Optional[int], typer.Option(help="Input resolution.")]
 ClassesOpt = Annotated[Optional[int], typer.Option("--num-classes", help="Number of classes.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="Threads (default: the profile's).")]
-TablesOpt = Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: the tables shipped in the package, hwnas/latency_tables/).")]
+TablesOpt = Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: your tables folder, $HWNAS_TABLES_DIR or ~/.local/share/hwnas/latency_tables, where profile writes; read before the tables shipped in the package).")]
 SerialOpt = Annotated[Optional[str], typer.Option(help="ADB serial override.")]
 HostOpt = Annotated[Optional[str], typer.Option(help="IP[:PORT] override (ADB over TCP).")]
 CanaryOpt = Annotated[bool, typer.Option("--canary/--no-canary", help="Measure in blocks between checks of a reference model; re-measure blocks taken while the device was disturbed.")]
@@ -48,10 +48,12 @@ def _runner(profile, runtime, precision=None):
     return device_runner(profile, runtime, precision)
 
 
-def _load_table(device: str, space, runtime: str, tables_dir, precision: str | None = None):
-    from hwnas.latency.table import load_table
+def _load_table(device: str, space, runtime: str, tables_dir, precision: str | None = None,
+                write: bool = False):
+    from hwnas.latency.table import load_table, writable
 
-    return load_table(device, space, runtime, tables_dir, precision)
+    table = load_table(device, space, runtime, tables_dir, precision)
+    return writable(table, tables_dir) if write else table  # a shipped table is saved to your folder
 
 
 def register(app: typer.Typer) -> None:
@@ -173,7 +175,7 @@ def register(app: typer.Typer) -> None:
 
         sp = _space(space, width, resolution, num_classes)
         p = resolve_device(device, serial, host)
-        table = _load_table(p.name, sp, runtime, tables_dir, precision)
+        table = _load_table(p.name, sp, runtime, tables_dir, precision, write=True)
         cal = calibrate(table, sp, _runner(p, *table.runtime_precision), n=n, threads=threads or p.cpu.default_threads,
                         canary=canary)
         out.print_json(data=cal)
@@ -192,7 +194,7 @@ def register(app: typer.Typer) -> None:
 
         sp = _space(space, width, resolution, num_classes)
         p = resolve_device(device, serial, host)
-        table = _load_table(p.name, sp, runtime, tables_dir, precision)
+        table = _load_table(p.name, sp, runtime, tables_dir, precision, write=True)
         with _progress() as prog:
             task = prog.add_task(f"{p.name} end-to-end", total=n)
             rep = validate(table, sp, _runner(p, *table.runtime_precision), n=n, seed=seed,

@@ -49,24 +49,70 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+#: environment variable naming your own tables folder (replaces the default user folder)
+ENV_TABLES_DIR = "HWNAS_TABLES_DIR"
+
+
 def default_table_dir() -> Path:
-    """The shipped tables (package data: ``hwnas/latency_tables/``)."""
+    """The shipped tables (package data: ``hwnas/latency_tables/``), never written by hwnas."""
     return Path(__file__).resolve().parents[1] / "latency_tables"
+
+
+def user_table_dir() -> Path:
+    """Your measured tables: ``$HWNAS_TABLES_DIR`` when set, else ``latency_tables`` in the
+    platform's user data folder (``$XDG_DATA_HOME/hwnas``, by default ``~/.local/share/hwnas`` on
+    Linux; ``platformdirs.user_data_dir``). ``hwnas profile`` writes here unless ``--tables-dir``."""
+    env = os.environ.get(ENV_TABLES_DIR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("hwnas", appauthor=False)) / "latency_tables"
+
+
+def table_roots(root: str | Path | None = None) -> list[Path]:
+    """Folders searched for a table, first match wins: ``root`` alone when given, else your
+    folder (:func:`user_table_dir`) before the shipped one."""
+    return [Path(root)] if root is not None else [user_table_dir(), default_table_dir()]
 
 
 def table_path(device: str, space_name: str, runtime: str, root: str | Path | None = None,
                precision: str | None = None) -> Path:
-    """Where the table of ``device`` / ``space_name`` / ``runtime`` at ``precision`` lives."""
-    root = default_table_dir() if root is None else Path(root)
+    """Where the table of ``device`` / ``space_name`` / ``runtime`` at ``precision`` is written:
+    under ``root``, by default your tables folder (:func:`user_table_dir`)."""
+    root = user_table_dir() if root is None else Path(root)
     spec, precision = resolve(runtime, precision)
     return root / device / f"{space_name}-{spec.tag(precision)}.json"
 
 
+def find_table(device: str, space_name: str, runtime: str, root: str | Path | None = None,
+               precision: str | None = None) -> Path:
+    """The table file to read: the first of :func:`table_roots` that holds it (else where it
+    would be written, for the "does not exist" message)."""
+    for r in table_roots(root):
+        path = table_path(device, space_name, runtime, r, precision)
+        if path.exists():
+            return path
+    return table_path(device, space_name, runtime, root, precision)
+
+
+def writable(table: LatencyTable, root: str | Path | None = None) -> LatencyTable:
+    """``table``, moved (in memory) to your tables folder when it was read from the shipped one,
+    so that a calibration or validation never writes into the package."""
+    shipped = default_table_dir().resolve()
+    if table.path is not None and root is None and table.path.resolve().is_relative_to(shipped):
+        table.path = user_table_dir() / table.path.resolve().relative_to(shipped)
+        table._disk_sig = None  # noqa: SLF001 (a new file: nothing to merge from the shipped one)
+        table._base = {"entries": {}, "calibrations": {}}  # noqa: SLF001
+    return table
+
+
 def load_table(device: str, space: SearchSpace, runtime: str, root: str | Path | None = None,
                precision: str | None = None) -> LatencyTable:
-    """The table of ``device`` / ``runtime`` at ``precision`` (default fp32) for ``space`` under
-    ``root`` (default: the shipped ``hwnas/latency_tables/``), checked to belong to them."""
-    table = LatencyTable.load(table_path(device, space.name, runtime, root, precision))
+    """The table of ``device`` / ``runtime`` at ``precision`` (default fp32) for ``space``: under
+    ``root``, or by default the first of your tables folder and the shipped
+    ``hwnas/latency_tables/`` that has it; checked to belong to them."""
+    table = LatencyTable.load(find_table(device, space.name, runtime, root, precision))
     table.check_compatible(space=space, runtime=runtime, precision=precision)
     return table
 

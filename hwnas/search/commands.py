@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         device: Annotated[Optional[str], typer.Option(help="Device whose latency table predicts latency (<tables-dir>/<device>/).")] = None,
         runtime: Annotated[str, typer.Option(help="Runtime of the latency table.")] = "tflite",
         precision: Annotated[Optional[str], typer.Option(help="Precision of the latency table: fp32 (default) or int8.")] = None,
-        tables_dir: Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: the shipped hwnas/latency_tables/).")] = None,
+        tables_dir: Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: your tables folder, then the shipped ones).")] = None,
         max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", help="Latency budget in ms (needs --device).")] = None,
         max_macs: Annotated[Optional[str], typer.Option("--max-macs", help="MACs budget, e.g. 330M.")] = None,
         max_params: Annotated[Optional[str], typer.Option("--max-params", help="Parameter budget, e.g. 5M.")] = None,

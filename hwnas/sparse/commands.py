@@ -170,7 +170,7 @@ def pick_cmd(
     max_latency_ms: Annotated[Optional[float], Opt(help="Latency budget in ms (needs --device).")] = None,
     device: Annotated[Optional[str], Opt("--device", "-d", help="Device profile whose latency table prices the members.")] = None,
     runtime: Annotated[str, Opt(help="Runtime of that latency table.")] = "tflite",
-    tables_dir: Annotated[Optional[Path], Opt(help="Folder of latency tables (default: the shipped ones).")] = None,
+    tables_dir: Annotated[Optional[Path], Opt(help="Folder of latency tables (default: your tables folder, then the shipped ones).")] = None,
     sparse_space: Annotated[Optional[Path], Opt("--sparse-space", help="Sparse-space file (default: the run's).")] = None,
     calib_batches: Annotated[int, Opt(help="Training batches for BN recalibration.")] = 20,
     max_images: Annotated[Optional[int], Opt(help="Evaluate on at most this many search-val images.")] = None,

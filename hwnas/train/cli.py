@@ -79,7 +79,7 @@ def train_cmd(
     act: Annotated[Optional[str], Opt("--act", help="The blocks' second activation (PGONAS Sec. 3.1): prelu or mish (relu / relu6: the space's default); on mbv2, mbv2-se, mbv2-se-width and resnet48.")] = None,
     device: Annotated[Optional[str], Opt("--device", "-d", help="Device profile whose latency table gives latency ranges (constrained: --opt cost=latency).")] = None,
     runtime: Annotated[Optional[str], Opt(help="Runtime of that latency table (default tflite).")] = None,
-    tables_dir: Annotated[Optional[Path], Opt(help="Folder of latency tables (default: the shipped ones).")] = None,
+    tables_dir: Annotated[Optional[Path], Opt(help="Folder of latency tables (default: your tables folder, then the shipped ones).")] = None,
     torch_device: Annotated[Optional[str], Opt(help="Torch device: cpu or cuda (default: cuda when available).")] = None,
     steps_per_epoch: Annotated[Optional[int], Opt(help="Cap on batches per epoch (quick runs).")] = None,
     log_every: Annotated[Optional[int], Opt(help="Log a metrics line every N steps (default 20).")] = None,

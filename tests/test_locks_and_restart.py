@@ -292,3 +292,43 @@ def test_your_tables_are_read_before_the_shipped_ones(tmp_path, monkeypatch, cap
     shutil.copytree(default_table_dir() / "host", other / "host")
     code, out, err = run_cli(["lut", "show", "-d", "host", "--json", "--tables-dir", str(other)], capsys)
     assert code == 0 and json.loads(out)["path"] == str(other / "host" / "mbv2-tflite.json")
+
+
+# ---- ADB retries as device-profile settings ---------------------------------------------------
+def _s22_with(tmp_path: Path, lines: str) -> Path:
+    from hwnas.devices.profiles import builtin_profiles_dir
+
+    path = tmp_path / "s22.toml"
+    path.write_text((builtin_profiles_dir() / "s22.toml").read_text().replace(
+        "[connection]\n", f"[connection]\n{lines}\n", 1))
+    return path
+
+
+def test_adb_retries_come_from_the_profile(tmp_path):
+    from hwnas.devices.profiles import load_profile
+
+    default = load_profile("s22", overrides={"serial": "R5CT1"})
+    assert (default.connection.attempts, default.connection.retry_delay_s,
+            default.connection.max_retry_delay_s) == (4, 1.0, 8.0)
+    t = default.open_transport()
+    assert (t.attempts, t.base_delay, t.max_delay) == (4, 1.0, 8.0)
+    slow = load_profile(str(_s22_with(tmp_path, "attempts = 7\nretry_delay_s = 2\nmax_retry_delay_s = 30.5")),
+                        overrides={"serial": "R5CT1"})
+    t = slow.open_transport()
+    assert (t.attempts, t.base_delay, t.max_delay) == (7, 2.0, 30.5)
+    assert slow.open_transport(attempts=1).attempts == 1  # an explicit option still wins
+    assert load_profile("host").open_transport() is not None  # local: no retry settings
+
+
+@pytest.mark.parametrize("lines,needle", [
+    ("attempts = 0", "connection.attempts: = 0 must be between 1 and 100"),
+    ('attempts = "5"', "connection.attempts: must be"),
+    ("retry_delay_s = nan", "connection.retry_delay_s: must be"),
+    ("retry_delay_s = -1", "connection.retry_delay_s: = -1 must be between 0 and 600"),
+    ("retry_delay_s = 5\nmax_retry_delay_s = 2", "connection.max_retry_delay_s: = 2 must be >= connection.retry_delay_s = 5"),
+])
+def test_bad_retry_settings_name_the_key(tmp_path, lines, needle):
+    from hwnas.devices.profiles import load_profile
+
+    with pytest.raises(HwnasError, match=needle):
+        load_profile(str(_s22_with(tmp_path, lines)))

@@ -120,6 +120,13 @@ def test_profile_checks_the_device_before_exporting(adb_client, tmp_path, monkey
 
     for k, v in adb_client.env.items():
         monkeypatch.setenv(k, v)
+    from hwnas.devices.profiles import builtin_profiles_dir
+
+    fast = tmp_path / "profiles"  # s22 with quick retries: the wrong serial fails in a second
+    fast.mkdir()
+    (fast / "s22.toml").write_text((builtin_profiles_dir() / "s22.toml").read_text().replace(
+        "[connection]\n", "[connection]\nattempts = 2\nretry_delay_s = 0.1\n", 1))
+    monkeypatch.setenv("HWNAS_DEVICE_PROFILES", str(fast))
     exported = []
     monkeypatch.setattr(OpModelCache, "get", lambda self, key, spec: exported.append(key))
     tables = tmp_path / "tables"

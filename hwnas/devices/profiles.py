@@ -31,6 +31,9 @@ Schema (all keys; ``?`` marks optional ones; ``docs/devices.md`` explains each):
     serial = "R5CT..."              # ? USB serial (adb/adb-shell); exclusive with host
     host = "192.168.1.50"           # ? ADB over Wi-Fi; exclusive with serial
     port = 5555                     # ? default 5555
+    attempts = 4                    # ? tries of an ADB operation on a dropped connection (1..100)
+    retry_delay_s = 1.0             # ? back-off before the 2nd try, doubled per try (0..600)
+    max_retry_delay_s = 8.0         # ? cap of the back-off (>= retry_delay_s)
 
     [cpu]
     big_mask = "f0"                 # ? hex taskset mask of the big cores
@@ -109,6 +112,19 @@ class Connection:
     serial: str | None = None
     host: str | None = None
     port: int = DEFAULT_ADB_PORT
+    #: tries of an ADB operation on a dropped connection, and the exponential back-off between
+    #: them (``retry_delay_s``, doubled per try up to ``max_retry_delay_s``): by default 4 tries
+    #: over 1 + 2 + 4 s, long enough for a phone that re-enumerates on USB
+    attempts: int = 4
+    retry_delay_s: float = 1.0
+    max_retry_delay_s: float = 8.0
+
+    def retry_options(self) -> dict[str, Any]:
+        """The retry settings as transport options (none for the local transport)."""
+        if self.transport == "local":
+            return {}
+        return {"attempts": self.attempts, "base_delay": self.retry_delay_s,
+                "max_delay": self.max_retry_delay_s}
 
     @property
     def adb_serial(self) -> str | None:
@@ -279,7 +295,8 @@ class DeviceProfile:
                 f"connection.host in the profile"
             )
         return open_transport(conn.transport, serial=conn.serial, host=conn.host,
-                              port=conn.port if conn.host else None, name=self.name, **options)
+                              port=conn.port if conn.host else None, name=self.name,
+                              **{**conn.retry_options(), **options})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready), e.g. for latency-table metadata."""
@@ -555,16 +572,28 @@ def _read_connection(t: _Table | None, ctx: _Ctx) -> Connection:
     serial = t.get("serial", str) or None
     host = t.get("host", str) or None
     port = t.get("port", int, default=DEFAULT_ADB_PORT)
+    attempts = t.get("attempts", int, default=Connection.attempts)
+    delay = t.get("retry_delay_s", float, default=Connection.retry_delay_s)
+    max_delay = t.get("max_retry_delay_s", float, default=Connection.max_retry_delay_s)
     t.finish()
     if not 1 <= port <= 65535:
         raise ctx.error("connection.port", f"= {port} must be between 1 and 65535")
+    if not 1 <= attempts <= 100:
+        raise ctx.error("connection.attempts", f"= {attempts} must be between 1 and 100")
+    for key, value in (("connection.retry_delay_s", delay), ("connection.max_retry_delay_s", max_delay)):
+        if not 0 <= value <= 600:
+            raise ctx.error(key, f"= {value:g} must be between 0 and 600 seconds")
+    if max_delay < delay:
+        raise ctx.error("connection.max_retry_delay_s", f"= {max_delay:g} must be >= "
+                        f"connection.retry_delay_s = {delay:g}")
     if transport == "local" and (serial or host):
         key = "connection.serial" if serial else "connection.host"
         raise ctx.error(key, "must not be set for transport 'local' (the device is this computer)")
     if serial and host:
         raise ctx.error("connection.host", "set either connection.serial (USB) or connection.host "
                         "(ADB over Wi-Fi), not both")
-    return Connection(transport=transport, serial=serial, host=host, port=port)
+    return Connection(transport=transport, serial=serial, host=host, port=port, attempts=attempts,
+                      retry_delay_s=delay, max_retry_delay_s=max_delay)
 
 
 def _read_cpu(t: _Table | None, ctx: _Ctx) -> Cpu:

@@ -422,6 +422,8 @@ def test_finetune_resume_and_errors(supernet, tmp_path):
         finetune(supernet, GENES, tmp_path / "a", cfg)
     with pytest.raises(HwnasError, match="different kd"):
         finetune(supernet, GENES, tmp_path / "a", replace(cfg, kd=False), resume=True)
+    with pytest.raises(HwnasError, match="fine-tuned with different genes"):
+        finetune(supernet, "1" + GENES[1:], tmp_path / "a", cfg, resume=True)
     with pytest.raises(HwnasError, match="recalibration_batches must be >= 1, got 0"):
         replace(cfg, recalibration_batches=0)
     with pytest.raises(HwnasError, match="holds a subnet; finetune starts from a supernet"):

@@ -141,6 +141,15 @@ def _finetune(checkpoint: str | Path, genes_text: str | None, out: str | Path,
         raise HwnasError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
     if resume and not ckpt_path.is_file():
         raise HwnasError(f"--resume: {ckpt_path} does not exist")
+    state, ft = None, {}
+    if resume:  # settings checked before the (slow) source loading and BN recalibration
+        state = load_checkpoint(ckpt_path)
+        ft = state.get("finetune") or {}
+        stored = FinetuneConfig(**ft.get("config", {}))
+        diff = [k for k in stored.to_dict() if k not in MUTABLE_ON_RESUME
+                and stored.to_dict()[k] != config.to_dict()[k]]
+        if diff:
+            raise HwnasError(f"--resume: {ckpt_path} was fine-tuned with a different {diff[0]}")
     src = load_source(checkpoint, genes_text, calib_batches=config.recalibration_batches)
     if src.kind != "supernet":
         raise HwnasError(f"checkpoint {checkpoint} holds a {src.kind}; finetune starts from a supernet "
@@ -151,7 +160,9 @@ def _finetune(checkpoint: str | Path, genes_text: str | None, out: str | Path,
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     model = Subnet(src.space, src.genes) if config.from_scratch else src.model
-    accuracy_before = _accuracy(model, data)
+    if state is not None and tuple(state["genes"]) != src.genes:
+        raise HwnasError(f"--resume: {ckpt_path} was fine-tuned with different genes")
+    accuracy_before = float(ft["accuracy_before"]) if state is not None else _accuracy(model, data)
     teacher = _teacher(Path(checkpoint), data, config.recalibration_batches) if config.kd else None
     batch = config.batch_size or run.batch_size
     per_epoch = count_steps(len(data.train), batch)
@@ -165,15 +176,7 @@ def _finetune(checkpoint: str | Path, genes_text: str | None, out: str | Path,
     scheduler = build_scheduler(optimizer, config.epochs * per_epoch)
     criterion = build_criterion(recipe)
     start_epoch, steps = 0, 0
-    if resume:
-        state = load_checkpoint(ckpt_path)
-        ft = state.get("finetune") or {}
-        stored = FinetuneConfig(**ft.get("config", {}))
-        diff = [k for k in stored.to_dict() if k not in MUTABLE_ON_RESUME
-                and stored.to_dict()[k] != config.to_dict()[k]]
-        if diff or tuple(state["genes"]) != src.genes:
-            what = diff[0] if diff else "genes"
-            raise HwnasError(f"--resume: {ckpt_path} was fine-tuned with a different {what}")
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(ft["optimizer"])
         scheduler.load_state_dict(ft["scheduler"])
@@ -181,7 +184,6 @@ def _finetune(checkpoint: str | Path, genes_text: str | None, out: str | Path,
             group["lr"] = group_lr  # where the interrupted run stood (the constructor reset it)
         start_epoch, steps = int(ft["epoch"]), int(ft["steps"])
         restore_rng(ft["rng"], torch.device("cpu"))
-        accuracy_before = float(ft["accuracy_before"])
     for epoch in range(start_epoch, config.epochs):
         model.train()
         loader = train_loader(data.train, batch_size=batch, seed=config.seed, epoch=epoch)

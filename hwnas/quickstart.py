@@ -396,8 +396,11 @@ def register(app: typer.Typer) -> None:
         try:
             data = run_quickstart(cfg, out, until=until)
         except TrainingInterrupted as exc:
-            Console(stderr=True).print(f"[yellow]interrupted:[/] {exc}; run the same command again to resume",
-                                       highlight=False, soft_wrap=True)
+            from hwnas.ui import note
+
+            # quickstart has no --resume: the same command continues at the step it was in
+            note(f"{exc.signal_name}: stopped after the current step; checkpoint {exc.checkpoint}; "
+                 f"run the same command again to resume", label="interrupted")
             raise typer.Exit(code=exc.exit_code) from None
         Console().print(summary_table(data))
         Console().print(f"results: {Path(out) / 'quickstart.json'}")

@@ -332,3 +332,18 @@ def test_bad_retry_settings_name_the_key(tmp_path, lines, needle):
 
     with pytest.raises(HwnasError, match=needle):
         load_profile(str(_s22_with(tmp_path, lines)))
+
+
+def test_quickstart_interrupted_says_run_the_same_command(tmp_path, monkeypatch, capsys):
+    import signal
+
+    import hwnas.quickstart as Q
+    from hwnas.train.loop import TrainingInterrupted
+
+    def interrupted(*a, **k):
+        raise TrainingInterrupted(signal.SIGINT, tmp_path / "qs" / "supernet" / "last.pt")
+
+    monkeypatch.setattr(Q, "run_quickstart", interrupted)
+    code, _, err = run_cli(["quickstart", "--out", str(tmp_path / "qs")], capsys)
+    assert code == 130 and "SIGINT: stopped after the current step" in err
+    assert "run the same command again to resume" in err and "--resume" not in err  # it has none

@@ -82,7 +82,7 @@ class TrainingInterrupted(Exception):
     def __init__(self, signum: int, checkpoint: Path) -> None:
         self.exit_code = SIGNAL_EXIT.get(signum, 130)
         self.checkpoint = checkpoint
-        name = signal.Signals(signum).name
+        self.signal_name = name = signal.Signals(signum).name
         super().__init__(f"{name}: stopped after the current step; checkpoint {checkpoint} "
                          f"(continue with --resume)")
 

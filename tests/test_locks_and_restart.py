@@ -68,6 +68,15 @@ def test_two_profiles_on_one_table_keep_every_key(tmp_path):
     from hwnas.spaces import create_space
 
     tables = tmp_path / "tables"
+    from hwnas.devices.profiles import load_profile
+
+    host = load_profile("host")
+    # the empty table, stamped as the workers' profile stamps it, so that they import no torch
+    LatencyTable.new(device="host", soc=host.soc, runtime="onnx", runtime_version="1.0",
+                     delegate=host.runtime("onnx").check_delegate(None), threads=host.cpu.default_threads,
+                     warmup=1, runs=2, space=create_space("mbv2", width=0.25, resolution=16, num_classes=10),
+                     path=table_path("host", "mbv2", "onnx", tables), device_name=host.human_name,
+                     repetitions=1, rounds=2).save()
     a, b = tmp_path / "a.ready", tmp_path / "b.ready"
     procs = [subprocess.Popen([sys.executable, "-c", PROFILE_WORKER, str(tables), str(res), str(me), str(other)],
                               env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwnas.checkpoint import version_stamp
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_text, json_text, non_finite, read_text
 from hwnas.locking import file_lock
@@ -145,6 +144,8 @@ class LatencyTable:
     def new(cls, *, device: str, soc: str, runtime: str, runtime_version: str, delegate: str,
             threads: int, warmup: int, runs: int, space: SearchSpace, path: Path | None = None,
             precision: str | None = None, **extra: Any) -> LatencyTable:
+        from hwnas.checkpoint import version_stamp  # imports torch: only when a table is made
+
         spec, precision = resolve(runtime, precision)
         meta = {
             "device": device, "soc": soc, "runtime": spec.name, "precision": precision,

@@ -193,7 +193,8 @@ def _wait_for(path: Path, needle: str, proc: subprocess.Popen, timeout: float = 
 
 def test_second_train_into_one_folder_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
-    first = _start(["train", "--out", str(run), *TRAIN_ARGS, "--steps-per-epoch", "100000"], tmp_path)
+    # many epochs: the first run is still training when the second starts (it is killed at the end)
+    first = _start(["train", "--out", str(run), *TRAIN_ARGS, "--epochs", "1000"], tmp_path)
     try:
         _wait_for(run / "metrics.jsonl", '"kind": "step"', first)
         before = (run / "metrics.jsonl").read_text()
@@ -203,7 +204,9 @@ def test_second_train_into_one_folder_is_refused(tmp_path, capsys):
         assert first.poll() is None  # the first run goes on, its log only grows
         assert (run / "metrics.jsonl").read_text().startswith(before)
         lines = (run / "metrics.jsonl").read_text().splitlines()[:-1]  # the last may be half written
-        assert all(json.loads(line)["kind"] == "step" for line in lines)
+        recs = [json.loads(line) for line in lines]  # one writer: every line whole, steps in order
+        steps = [r["step"] for r in recs if r["kind"] == "step"]
+        assert steps == list(range(1, len(steps) + 1)) and {r["kind"] for r in recs} <= {"step", "epoch"}
     finally:
         first.kill()
         first.communicate()

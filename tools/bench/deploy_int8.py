@@ -7,7 +7,12 @@ file size. Also the float app-ready file (float32, metadata inside) and the full
 calibrated with ai-edge-quantizer's default moving average of per-image ranges instead of the
 global min / max hwnas uses.
 
-Usage: OMP_NUM_THREADS=1 python tools/bench/deploy_int8.py [--steps 300]
+``--spaces`` instead converts the largest subnet of every registered space (width 0.25, 16 px,
+32 px for resnet48; random weights with trained-looking PACT clips, BN statistics from random
+images; uint8 I/O) and prints the float compute ops left in each full-integer file;
+``--spaces mbv2:mish`` sets an activation (``--act``).
+
+Usage: OMP_NUM_THREADS=1 python tools/bench/deploy_int8.py [--steps 300] [--spaces [SPACE[:ACT] ...]]
 """
 
 from __future__ import annotations
@@ -54,11 +59,43 @@ def train(space_name: str, genes, data, steps: int) -> Subnet:
     return sub.eval()
 
 
+def float_ops_per_space(names: list[str]) -> None:
+    from hwnas.quant.quantizers import PACT
+    from hwnas.spaces import space_names
+
+    print("| space | float compute ops | ops | size |\n| --- | --- | --- | --- |")
+    for entry in names or space_names():
+        torch.manual_seed(0)
+        name, _, act = entry.partition(":")
+        res = 32 if name == "resnet48" else RES
+        s = create_space(name, width=0.25, resolution=res, num_classes=10, **({"act": act} if act else {}))
+        sub = Subnet(s, s.largest())
+        for m in sub.modules():
+            if isinstance(m, PACT):
+                m.alpha.data.uniform_(1.5, 5.0)
+        with torch.no_grad():  # BN statistics of random images, so no channel is constant
+            for _ in range(3):
+                sub(torch.randn(16, 3, res, res))
+        facts = ModelFacts(name="bench", version="1", description="bench", labels=tuple("abcdefghij"),
+                           mean=(0.5,) * 3, std=(0.25,) * 3, height=res, width=res, input="uint8")
+        pixels = np.random.default_rng(0).integers(0, 256, (64, res, res, 3)).astype(np.float32)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_tflite(deployable(sub.eval()), Path(tmp) / "m.tflite", facts, quant="int8", calib=pixels)
+            buf = path.read_bytes()
+        bad = tflite_file.float_compute_ops(buf)
+        print(f"| {entry} | {len(bad)} | {', '.join(sorted(set(bad))) or '-'} | {len(buf) / 1024:.1f} KiB |",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--spaces", nargs="*", default=None, metavar="SPACE[:ACT]")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.spaces is not None:
+        float_ops_per_space(args.spaces)
+        return
     data = load_data("digits", resolution=RES, in_channels=3)
     calib_b = take_batches(data.train_clean, 64, max_batches=4, seed=0)
     test_b = take_batches(data.test, 270)

@@ -208,7 +208,7 @@ def test_full_integer_int8_bundle(bundle_int8):
     card = read_bundle(bundle_int8)
     assert card["model"]["precision"] == "int8" and card["model"]["input"]["normalization_folded"]
     acc = card["accuracy"]
-    assert acc["images"] == 270 and acc["top1_agreement"] >= 0.9, acc
+    assert acc["images"] == 270 and acc["top1_agreement"] >= 0.92, acc  # a barely trained model: near ties
     pixels, x = _digit_image(card)
     mp_scores = _mediapipe_classify(model, pixels)
     host = _host_scores(model, card, x)

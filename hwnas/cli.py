@@ -5,6 +5,7 @@ Every :class:`~hwnas.errors.HwnasError` becomes one line on stderr and exit code
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -337,7 +338,17 @@ def option_flag(param) -> str:
 
 def checked_command():
     """The click command of the app with the range of :data:`hwnas.checks.OPTION_RANGES` checked
-    on every numeric option as it is parsed: before a command runs, so before it writes anything."""
+    on every numeric option as it is parsed: before a command runs, so before it writes anything.
+
+    Built once per set of registered commands (building takes a few hundred ms)."""
+    key = (tuple(id(c.callback) for c in app.registered_commands),
+           tuple((g.name, id(g.typer_instance), len(g.typer_instance.registered_commands))
+                 for g in app.registered_groups))
+    return _checked_command(key)
+
+
+@functools.lru_cache(maxsize=1)
+def _checked_command(_key: tuple):
     from hwnas.checks import option_range
 
     root = typer.main.get_command(app)

@@ -146,3 +146,13 @@ def check_writable_dir(path: str | os.PathLike[str], option: str = "--out") -> P
     if not os.access(probe, os.W_OK | os.X_OK):
         raise HwnasError(f"{option} {path} is not writable (no write permission on {probe})")
     return path
+
+
+def check_writable_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Check, before any work, that the file ``path`` can be written: not a folder, and its folder
+    exists or can be created and is writable. Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise HwnasError(f"{option} {path} is a folder, a file is needed")
+    check_writable_dir(path.parent, option=f"{option} {path}: its folder")
+    return path

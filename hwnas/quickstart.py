@@ -148,8 +148,21 @@ def step_latency(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str
     console.print(f"[yellow]latency:[/] profiling this computer ({reason})")
     tables_dir = out / "latency_tables"
     pcfg = ProfileConfig(runtime=cfg.runtime, warmup=10, runs=30, cool_down=False)
-    build = profile_and_calibrate([load_profile(cfg.device)], space, pcfg, tables_dir=tables_dir,
-                                  resume=True, calibrate_n=10)[cfg.device]
+    from hwnas.ui import progress
+
+    with progress(console) as prog:
+        tasks: dict[str, int] = {}
+
+        def report(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = prog.add_task(name, total=total)
+            prog.update(tasks[name], completed=done, total=total)
+
+        build = profile_and_calibrate([load_profile(cfg.device)], space, pcfg, tables_dir=tables_dir,
+                                      resume=True, calibrate_n=10,
+                                      on_progress=lambda dev, key, d, t: report(f"{dev} profile", d, t),
+                                      on_calibrate=lambda dev, d, t: report(f"{dev} calibration", d, t)
+                                      )[cfg.device]
     return {"tables_dir": str(tables_dir), "table": str(build.table.path), "profiled": True,
             "keys": len(build.table.entries), "seconds": time.perf_counter() - t0}
 
@@ -180,7 +193,7 @@ def step_search(cfg: QuickstartConfig, out: Path, state: _State, console: Consol
     t0 = time.perf_counter()
     res = run_search(setup.problem, "nsga2", pop=cfg.pop, gens=cfg.gens, seed=cfg.seed, out_dir=search_dir,
                      initial=setup.initial, resume=(search_dir / STATE_FILE).exists(),
-                     progress=console.is_terminal, extra_settings=setup.settings)
+                     progress=True, extra_settings=setup.settings)
     best = res.best_genes
     m = res.metrics(res.best_index)
     return {"budget_ms": budget, "genes": list(best), "search_val_error": m["error"],

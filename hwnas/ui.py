@@ -10,7 +10,7 @@ prints plain lines, ``description: 12/80 (15 %), 0:01:10 elapsed, ETA 0:06:30``,
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -48,21 +48,30 @@ def _hms(seconds: float) -> str:
 
 
 class PlainProgress:
-    """The subset of :class:`rich.progress.Progress` the commands use, printing plain lines."""
+    """The subset of :class:`rich.progress.Progress` the commands use, printing plain lines.
 
-    def __init__(self, console: Console, every_s: float = PLAIN_EVERY_S) -> None:
+    ``fields`` formats extra task fields after the counts (``{"loss": "loss {}"}``: ``..., loss
+    2.301``), as the bar's extra columns do on a terminal.
+    """
+
+    def __init__(self, console: Console, every_s: float = PLAIN_EVERY_S,
+                 fields: Mapping[str, str] | None = None) -> None:
         self.console, self.every_s = console, every_s
+        self.fields = dict(fields or {})
         self.tasks: dict[int, dict] = {}
 
-    def add_task(self, description: str, total: float | None = None, **_: object) -> int:
+    def add_task(self, description: str, total: float | None = None, completed: float = 0,
+                 **fields: object) -> int:
         tid = len(self.tasks)
-        self.tasks[tid] = {"description": description, "total": total, "completed": 0,
-                           "start": time.monotonic(), "printed": None}
+        self.tasks[tid] = {"description": description, "total": total, "completed": completed,
+                           "start": time.monotonic(), "start_completed": completed, "printed": None,
+                           "fields": dict(fields)}
         return tid
 
     def update(self, task_id: int, *, completed: float | None = None, total: float | None = None,
-               advance: float | None = None, description: str | None = None, **_: object) -> None:
+               advance: float | None = None, description: str | None = None, **fields: object) -> None:
         t = self.tasks[task_id]
+        t["fields"].update(fields)
         if total is not None:
             t["total"] = total
         if description is not None:
@@ -73,6 +82,8 @@ class PlainProgress:
             t["completed"] = completed
         now = time.monotonic()
         finished = t["total"] is not None and t["completed"] >= t["total"]
+        if t["completed"] == t["start_completed"] and not finished:
+            return  # nothing done yet in this run (a description or a field changed)
         if t["printed"] is None or now - t["printed"] >= self.every_s or finished:
             if finished and t.get("done"):
                 return
@@ -86,12 +97,15 @@ class PlainProgress:
         done, total = t["completed"], t["total"]
         elapsed = now - t["start"]
         if total:
-            eta = elapsed / done * (total - done) if done else None
+            rate_done = done - t["start_completed"]  # a resumed task's ETA counts this run only
+            eta = elapsed / rate_done * (total - done) if rate_done > 0 else None
             msg = (f"{done:g}/{total:g} ({100 * done / total:.0f} %), {_hms(elapsed)} elapsed"
                    + (f", ETA {_hms(eta)}" if eta is not None else ""))
         else:
             msg = f"{done:g} done, {_hms(elapsed)} elapsed"
-        say(self.console, msg, t["description"], "bold")
+        extra = [fmt.format(t["fields"][name]) for name, fmt in self.fields.items()
+                 if t["fields"].get(name) not in (None, "", "-")]
+        say(self.console, ", ".join([msg, *extra]), t["description"], "bold")
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -100,17 +114,37 @@ class PlainProgress:
         return None
 
 
+class NoProgress:
+    """Progress that shows nothing (``--quiet``, JSON output, non-main ranks)."""
+
+    def add_task(self, *_: object, **__: object) -> int:
+        return 0
+
+    def update(self, *_: object, **__: object) -> None:
+        return None
+
+    def advance(self, *_: object, **__: object) -> None:
+        return None
+
+
 @contextmanager
-def progress(console: Console | None = None, *, every_s: float = PLAIN_EVERY_S) -> Iterator[object]:
-    """A rich progress bar on a terminal, :class:`PlainProgress` lines otherwise."""
+def progress(console: Console | None = None, *, every_s: float = PLAIN_EVERY_S,
+             fields: Mapping[str, str] | None = None, enabled: bool = True) -> Iterator[object]:
+    """A rich progress bar on a terminal, :class:`PlainProgress` lines otherwise (nothing when not
+    ``enabled``). ``fields`` are extra task fields shown after the counts, each with its format
+    (``{"loss": "loss {}"}``); pass them to ``add_task`` / ``update`` as keywords."""
     console = console or stderr_console()
-    if console.is_terminal:
+    if not enabled:
+        yield NoProgress()
+    elif console.is_terminal:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
+        extra = [TextColumn(fmt.replace("{}", "{task.fields[" + name + "]}"), markup=False)
+                 for name, fmt in (fields or {}).items()]
         with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                      *extra, TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                       transient=False) as prog:
             yield prog
     else:
-        yield PlainProgress(console, every_s)
+        yield PlainProgress(console, every_s, fields)

@@ -197,3 +197,25 @@ def test_a_failed_single_device_profile_says_resume(tmp_path, monkeypatch, capsy
     last = err.splitlines()[-1]  # after the plain progress lines
     assert code == 2 and last.startswith("error: ") and "Traceback" not in err
     assert "device host: lost" in last and "run the same command again with --resume" in last
+
+
+# ---- progress lines of the long steps without a terminal ---------------------------------------------
+def test_train_prints_plain_progress_lines_without_a_tty(tmp_path, capsys):
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "run"), "--space", "mbv2", "--width", "0.25",
+                            "--resolution", "16", "--data", "digits", "--epochs", "2", "--batch-size", "16",
+                            "--steps-per-epoch", "3"], capsys)
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("epoch ") and " elapsed" in ln]
+    # the first step and the last one at least; each with the counts, the loss and the speed
+    assert lines[0].startswith("epoch 1/2: 1/6 (17 %), 0:00:0") and ", loss " in lines[0] and " img/s" in lines[0]
+    assert lines[-1].startswith("epoch 2/2: 6/6 (100 %)")
+    assert "\x1b[" not in err  # plain text, no terminal control codes
+
+
+def test_search_and_calibration_report_progress_without_a_tty(tmp_path, capsys):
+    code, _, err = run_cli(["search", "--space", "mbv2", "--width", "0.25", "--resolution", "16",
+                            "--num-classes", "10", "--objectives", "macs,params", "--pop", "6", "--gens", "2",
+                            "--out", str(tmp_path / "s")], capsys)
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("search (nsga2) generations: ")]
+    assert lines and lines[-1].startswith("search (nsga2) generations: 2/2 (100 %)") and "evaluated" in lines[-1]

@@ -121,6 +121,9 @@ def check_target(out: Path, force: bool) -> None:
     """Refuse a folder holding anything unless ``force``; a file in the way is always refused."""
     if out.exists() and not out.is_dir():
         raise HwnasError(f"--out {out} is a file, not a folder")
+    from hwnas.io import check_writable_dir
+
+    check_writable_dir(out)  # read-only, or a file on the way: before the model is built
     if out.is_dir() and any(out.iterdir()) and not force:
         names = sorted(p.name for p in out.iterdir())
         shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")

@@ -135,7 +135,9 @@ def _finetune(checkpoint: str | Path, genes_text: str | None, out: str | Path,
     from hwnas.supernet import Subnet
     from hwnas.train.loop import build_criterion, build_optimizer, build_scheduler, capture_rng, restore_rng
 
-    out = Path(out)
+    from hwnas.io import check_writable_dir
+
+    out = check_writable_dir(out)  # before the checkpoint and the data are loaded
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise HwnasError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")

@@ -94,6 +94,11 @@ def load_source(checkpoint: str | Path, genes_text: str | None = None, *, space_
 
     path = Path(checkpoint)
     ckpt = load_checkpoint(path, expect_space=space_name)
+    if genes_text is not None:  # bad genes (another space's file...) before the supernet is built
+        from hwnas.arch import parse_genes
+        from hwnas.checkpoint import space_of
+
+        parse_genes(genes_text, space_of(ckpt))
     model = subnet_from_checkpoint(path, genes_text=genes_text, space_name=space_name, resolution=resolution)
     config = _train_config(ckpt)
     data = None

@@ -43,12 +43,14 @@ def device_runner(profile: DeviceProfile, runtime: str, precision: str | None = 
 def profile_and_calibrate(profiles: Sequence[DeviceProfile], space: SearchSpace, cfg: ProfileConfig, *,
                           tables_dir: str | Path | None = None, resume: bool = False,
                           calibrate_n: int = DEFAULT_CALIBRATION_SUBNETS,
-                          on_progress: Callable[[str, str, int, int], None] | None = None
+                          on_progress: Callable[[str, str, int, int], None] | None = None,
+                          on_calibrate: Callable[[str, int, int], None] | None = None
                           ) -> dict[str, TableBuild]:
     """Profile ``space`` on each device (in parallel when several), then calibrate each complete
     table on ``calibrate_n`` + 2 subnets (``calibrate_n=0``: no calibration).
 
-    ``on_progress(device, key, done, total)`` reports the profile. With one device its error
+    ``on_progress(device, key, done, total)`` reports the profile, ``on_calibrate(device, done,
+    total)`` the calibration (subnets exported and measured). With one device its error
     propagates; with several, a device that fails does not stop the others: its
     :class:`TableBuild` carries the error.
     """
@@ -72,7 +74,9 @@ def profile_and_calibrate(profiles: Sequence[DeviceProfile], space: SearchSpace,
         missing = tuple(table.missing(keys))
         cal = None
         if calibrate_n and not missing:
+            cb_cal = (lambda d, t, name=p.name: on_calibrate(name, d, t)) if on_calibrate else None
             cal = calibrate(table, space, device_runner(p, cfg.runtime, cfg.precision), n=calibrate_n,
-                            threads=cfg.threads or p.cpu.default_threads, canary=cfg.canary)
+                            threads=cfg.threads or p.cpu.default_threads, canary=cfg.canary,
+                            on_progress=cb_cal)
         builds[p.name] = TableBuild(p.name, table, missing, cal)
     return builds

@@ -110,8 +110,11 @@ def register(app: typer.Typer) -> None:
                     tasks[dev] = prog.add_task(dev, total=total)
                 prog.update(tasks[dev], completed=done)
 
+            def cb_cal(dev, done, total):
+                cb(f"{dev} calibration", None, done, total)
+
             builds = profile_and_calibrate(profiles, sp, cfg, tables_dir=tables_dir, resume=resume,
-                                           calibrate_n=calibrate_n, on_progress=cb)
+                                           calibrate_n=calibrate_n, on_progress=cb, on_calibrate=cb_cal)
         for name, b in builds.items():
             if b.error is not None:
                 continue
@@ -176,8 +179,11 @@ def register(app: typer.Typer) -> None:
         sp = _space(space, width, resolution, num_classes)
         p = resolve_device(device, serial, host)
         table = _load_table(p.name, sp, runtime, tables_dir, precision, write=True)
-        cal = calibrate(table, sp, _runner(p, *table.runtime_precision), n=n, threads=threads or p.cpu.default_threads,
-                        canary=canary)
+        with _progress() as prog:
+            task = prog.add_task(f"{p.name} calibration", total=n + 2)
+            cal = calibrate(table, sp, _runner(p, *table.runtime_precision), n=n,
+                            threads=threads or p.cpu.default_threads, canary=canary,
+                            on_progress=lambda d, t: prog.update(task, completed=d, total=t))
         out.print_json(data=cal)
 
     @lut.command("validate")

@@ -95,6 +95,9 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
         if on_progress is not None:
             on_progress(done, total)
 
+    preflight = getattr(runner, "preflight", None)
+    if todo and preflight is not None:
+        preflight()  # the device answers and has its tool, before any subnet is exported
     paths = {}
     for g in todo:
         paths[g] = cache.get(g)

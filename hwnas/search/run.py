@@ -313,32 +313,26 @@ def _progress_note(problem: ArchProblem) -> str:
 
 
 class _ProgressBar:
-    """Rich progress bar over generations (a no-op when disabled)."""
+    """Progress over generations (:func:`hwnas.ui.progress`: a bar on a terminal, plain lines
+    otherwise; nothing when disabled)."""
 
     def __init__(self, enabled: bool, algorithm: str, gens: int, done: int) -> None:
         self.enabled = enabled
         self.args = (algorithm, gens, done)
 
     def __enter__(self):
-        if not self.enabled:
-            return lambda done, note: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from hwnas.ui import progress
 
         algorithm, gens, done = self.args
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("generations"), TimeElapsedColumn(),
-                                 TextColumn("{task.fields[note]}"), console=Console(stderr=True),
-                                 transient=False)
-        self.progress.__enter__()
-        task = self.progress.add_task(f"search ({algorithm})", total=gens, completed=done, note="")
+        self.context = progress(fields={"note": "{}"}, enabled=self.enabled)
+        prog = self.context.__enter__()
+        task = prog.add_task(f"search ({algorithm}) generations", total=gens, completed=done, note="")
 
         def update(d: int, note: str) -> None:
-            self.progress.update(task, completed=d, note=note)
+            prog.update(task, completed=d, note=note)
 
         return update
 
     def __exit__(self, *exc):
-        if self.enabled:
-            self.progress.__exit__(*exc)
+        self.context.__exit__(*exc)
         return False

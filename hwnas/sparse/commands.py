@@ -56,9 +56,11 @@ def proxy_cmd(
     torch_device: TorchDevO = None, quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
 ) -> None:
     """Train the proxy supernet: uniform sampling, 2 paths per batch, 30/150 of the recipe's epochs (SparseNAS Sec. 5.2.1)."""
+    from hwnas.io import check_writable_dir
     from hwnas.sparse.schedule import PROXY_PATHS, proxy_epochs
     from hwnas.train.loop import train_supernet
 
+    check_writable_dir(out_dir)  # before the data is loaded
     config = _config(space, width, resolution, data, epochs or proxy_epochs(data), batch_size, lr, seed,
                      steps_per_epoch, workers, strategy="uniform", options={"paths": PROXY_PATHS},
                      sharing=sharing)
@@ -120,8 +122,11 @@ def fit_cmd(
 
     from hwnas.errors import HwnasError
 
+    from hwnas.io import check_writable_file
+
     if kind not in KINDS:
         raise HwnasError(f"unknown --kind {kind!r}; allowed: {', '.join(KINDS)}")
+    check_writable_file(out_path)
     pred = fit_predictor(read_pairs(pairs), kind, test_fraction=test_fraction, seed=seed)
     pred.save(out_path)
     m = pred.metrics
@@ -150,7 +155,10 @@ def space_cmd(
     from hwnas.sparse.predictor import load_predictor
     from hwnas.train.config import parse_range
 
+    from hwnas.io import check_writable_file
+
     span = None if range_ is None else parse_range(range_, "--range")
+    check_writable_file(out_path)
     sparse, rep = build_sparse_set(load_predictor(predictor), buckets=buckets, per_bucket=per_bucket, span=span,
                                    pop=pop, iterations=iterations, seed=seed)
     sparse.save(out_path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,9 @@ def collect_pairs(checkpoint: str | Path, out: str | Path, *, n: int = PAPER_PAI
 
     if n < 2:
         raise HwnasError(f"--n must be >= 2 (pairs to fit and test a predictor), got {n}")
-    checkpoint, out = Path(checkpoint), Path(out)
+    from hwnas.io import check_writable_file
+
+    checkpoint, out = Path(checkpoint), check_writable_file(out)
     console = console or Console(stderr=True)
     ev = SubnetEvaluator.from_checkpoint(checkpoint, split="search-val", batch_size=batch_size,
                                          calib_batches=calib_batches, device=device, max_images=max_images)
@@ -99,12 +102,10 @@ def collect_pairs(checkpoint: str | Path, out: str | Path, *, n: int = PAPER_PAI
         out.write_text(json.dumps(header) + "\n", encoding="utf-8")
     archs = distinct_uniform(space, n, seed)
     macs = CostModel(space)(archs)["macs"]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from hwnas.ui import progress as progress_lines
 
     t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]pairs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, disable=quiet or not console.is_terminal) as progress, \
-            open(out, "a", encoding="utf-8") as fh:
+    with progress_lines(console, enabled=not quiet) as progress, open(out, "a", encoding="utf-8") as fh:
         task = progress.add_task("pairs", total=len(archs), completed=len(done))
         for g, m in zip(archs, macs):
             key = tuple(int(v) for v in g)
@@ -122,30 +123,45 @@ def collect_pairs(checkpoint: str | Path, out: str | Path, *, n: int = PAPER_PAI
 
 def read_pairs(path: str | Path, allow_partial: bool = False) -> Pairs:
     """Read a pairs file; a line cut by a crash is skipped."""
+    from hwnas.io import read_text
+
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise HwnasError(f"pairs file {path} does not exist (write it with `hwnas sparse pairs`)") from None
-    except OSError as exc:
-        raise HwnasError(f"cannot read pairs file {path}: {exc}") from None
+    if not path.exists():
+        raise HwnasError(f"pairs file {path} does not exist (write it with `hwnas sparse pairs`)")
+    lines = read_text(path, "pairs file").splitlines()  # a folder, unreadable, not UTF-8
     try:
         header = json.loads(lines[0]) if lines else {}
     except ValueError:
         header = {}
-    if header.get("format") != FORMAT:
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise HwnasError(f"{path} is not a pairs file (no format={FORMAT!r} header line); "
                          f"write one with `hwnas sparse pairs`")
-    if int(header.get("format_version", 0)) > FORMAT_VERSION:
+    version = header.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise HwnasError(f"pairs file {path}: format_version must be an integer, got {version!r}")
+    if not isinstance(header.get("space"), dict):
+        raise HwnasError(f"pairs file {path}: the header's space must be a space config")
+    if version > FORMAT_VERSION:
         raise HwnasError(f"pairs file {path} has format version {header['format_version']}; this hwnas "
                          f"reads up to {FORMAT_VERSION}")
     rows = []
-    for line in lines[1:]:
+    width = None
+    for number, line in enumerate(lines[1:], start=2):
         try:
             rec = json.loads(line)
-            rows.append((rec["genes"], float(rec["top1"]), float(rec["macs"])))
-        except (ValueError, KeyError, TypeError):
-            continue
+        except ValueError:
+            if number == len(lines):
+                continue  # the last line, cut by a crash
+            raise HwnasError(f"pairs file {path}, line {number}: not valid JSON") from None
+        genes = rec.get("genes") if isinstance(rec, dict) else None
+        values = [rec.get(k) for k in ("top1", "macs")] if isinstance(rec, dict) else [None]
+        if not (isinstance(genes, list) and genes and all(type(g) is int for g in genes)
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                        for v in values)) or (width is not None and len(genes) != width):
+            raise HwnasError(f"pairs file {path}, line {number}: expected genes (integers, "
+                             f"{width or 'as many as the space has'}), top1 and macs (finite numbers)")
+        width = len(genes)
+        rows.append((genes, float(values[0]), float(values[1])))
     if not rows and not allow_partial:
         raise HwnasError(f"pairs file {path} holds no pairs")
     genes = np.array([r[0] for r in rows], dtype=np.int64).reshape(len(rows), -1)

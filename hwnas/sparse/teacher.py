@@ -26,6 +26,9 @@ def train_teacher(config: TrainConfig, out: str | Path, device: str | None = Non
     from hwnas.train.evaluate import evaluate_model
     from hwnas.train.loop import data_for, space_for
 
+    from hwnas.io import check_writable_file
+
+    check_writable_file(out)  # before the data is loaded and the teacher trained
     config, _ = config.resolve()
     res_space = create_space(config.space, width=config.width, resolution=config.resolution)
     data = data_for(config, res_space.resolution, res_space.in_channels)

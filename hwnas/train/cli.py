@@ -91,7 +91,9 @@ def train_cmd(
     from hwnas.train.config import TrainConfig
     from hwnas.train.loop import TrainingInterrupted, read_run_config, train_supernet
     from hwnas.train.strategies import parse_assignments
+    from hwnas.io import check_writable_dir
 
+    check_writable_dir(out_dir)  # a read-only or file --out: before the data is loaded
     given = {
         "space": space, "data": data, "data_root": None if data_root is None else str(data_root),
         "download": download, "strategy": strategy, "sharing": sharing, "epochs": epochs,
@@ -147,6 +149,9 @@ def eval_cmd(
     from hwnas.arch import parse_genes
     from hwnas.train.evaluate import SubnetEvaluator
 
+    from hwnas.checkpoint import load_checkpoint, space_of
+
+    parse_genes(genes, space_of(load_checkpoint(checkpoint)))  # bad genes fail before data is loaded
     ev = SubnetEvaluator.from_checkpoint(checkpoint, split=split, batch_size=batch_size,
                                          calib_batches=calib_batches, device=torch_device,
                                          data_root=None if data_root is None else str(data_root))

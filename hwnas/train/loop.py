@@ -481,7 +481,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
             else:
                 atomic_write_json(out / name, content)
 
-    show_bar = not quiet and info.is_main and console.is_terminal
+    show_bar = not quiet and info.is_main  # a bar on a terminal, plain lines in a log (hwnas.ui)
     say = (lambda msg: console.print(msg, highlight=False, soft_wrap=True)) if (info.is_main and not quiet) else (lambda msg: None)
     if info.is_main:
         say(f"training {space.name} supernet ({config.strategy}, {config.sharing} weights) on {data.name}: {per_epoch} steps/epoch x "
@@ -497,14 +497,10 @@ def _train(config: TrainConfig, out: Path, resume: bool, info: D.DistInfo, costs
     stopped_early = strategy.should_stop
     stop_reason = strategy.stop_reason
     train_model.train()
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from hwnas.ui import progress as progress_lines
 
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[ips]} img/s"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                        disable=not show_bar)
-    with _SignalGuard() as guard, progress:
+    with _SignalGuard() as guard, progress_lines(console, fields={"loss": "loss {}", "ips": "{} img/s"},
+                                                 enabled=show_bar) as progress:
         task = progress.add_task("train", total=total_steps, completed=step, loss="-", ips="-")
         while epoch < config.epochs and not stopped_early:
             if stop_after_epochs is not None and epochs_this_run >= stop_after_epochs:

@@ -52,9 +52,23 @@ class SparseOptions(StrategyOptions):
         return [
             (bool(self.space_file), "space_file is required: pass --sparse-space FILE (written by "
                                     "`hwnas sparse space`)"),
+            *([_unreadable(self.space_file)] if self.space_file else []),
             (self.n_sub >= 1, f"n_sub must be >= 1, got {self.n_sub}"),
             (self.kd_ratio >= 0, f"kd_ratio must be >= 0, got {self.kd_ratio:g}"),
         ]
+
+
+def _unreadable(path: str) -> tuple[bool, str]:
+    """(ok, why): the sparse-space file can be read (missing, a folder, not UTF-8 JSON...), checked
+    with the options, before the data is loaded."""
+    from hwnas.errors import HwnasError
+    from hwnas.io import read_json
+
+    try:
+        read_json(path, "sparse-space file")
+    except HwnasError as exc:
+        return False, str(exc)
+    return True, ""
 
 
 @register_strategy

@@ -31,15 +31,16 @@ def profile_command(table: LatencyTable, space: SearchSpace, resolution: int | N
     if meta.get("precision") not in (None, "fp32"):
         parts.append(f"--precision {meta['precision']}")
     path = table.path
-    if path is not None and path.parent.name == meta.get("device") and path.parent.parent != _shipped_root():
+    if path is not None and path.parent.name == meta.get("device") and path.parent.parent not in _default_roots():
         parts.append(f"--tables-dir {path.parent.parent}")
     return " ".join([*parts, "--resume"])
 
 
-def _shipped_root() -> Path:
-    from hwnas.latency.table import default_table_dir
+def _default_roots() -> tuple[Path, ...]:
+    """Where ``hwnas profile`` looks without ``--tables-dir`` (your folder, then the shipped one)."""
+    from hwnas.latency.table import table_roots
 
-    return default_table_dir()
+    return tuple(table_roots())
 
 
 class LatencyPredictor:

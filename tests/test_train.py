@@ -299,7 +299,7 @@ def test_existing_runs_are_never_overwritten(tiny_run, tmp_path, capsys):
     assert code == 2 and "last.pt does not exist (nothing to resume)" in err
     (tmp_path / "file").write_text("x")
     code, _, err = run_cli(["train", "--out", str(tmp_path / "file"), *TINY_ARGS], capsys)
-    assert code == 2 and "exists and is not a folder" in err
+    assert code == 2 and f"--out {tmp_path / 'file'} is a file, a folder is needed" in err
 
 
 def test_truncated_or_foreign_checkpoint_on_resume(tiny_run, tmp_path, capsys):

@@ -9,9 +9,9 @@ chosen per supernet:
   share one preallocated weight, sliced to the first ``mid`` channels (SPOS channel search).
 * ``elastic`` (Once-for-All, Cai et al. 2020, Sec. 3.2): one module per block and op type at the
   largest kernel, width and SE; a path uses the first ``mid`` channels (elastic width / expand
-  ratio), the central ``k x k`` taps of each depthwise kernel (elastic kernel, OFA's plain
-  centre crop without its kernel transformation matrices) and skips the SE module when its spec
-  has none. Candidates of one layer then share most of their weights, so far fewer steps train
+  ratio), the central ``k x k`` taps of each depthwise kernel (elastic kernel: OFA's plain
+  centre crop, or on ``ofa-mbv3``'s blocks the centre through OFA's kernel transformation
+  matrices) and skips the SE module when its spec has none. Candidates of one layer then share most of their weights, so far fewer steps train
   every path (measured figures: docs/training.md).
 
 Which ops share a module follows from :func:`shared_key`, so a new space gets the right sharing
@@ -162,10 +162,26 @@ def build_supernet(space: SearchSpace, sharing: str | dict[str, Any] | WeightSha
     return Supernet(space, sharing)
 
 
+def _transformed_kernels(dst: nn.Module, src: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights of the convs of ``src`` with kernel transformation matrices (Once-for-All Sec. 3.2)
+    at the kernel size of the same conv in ``dst``, by state-dict name: what the path runs."""
+    from hwnas.nn.blocks import DynamicConv2d
+
+    out: dict[str, torch.Tensor] = {}
+    dst_modules = dict(dst.named_modules())
+    for name, m in src.named_modules():
+        if isinstance(m, DynamicConv2d) and m.has_kernel_transform and name in dst_modules:
+            k = dst_modules[name].kernel_size[-1]
+            if k < m.kernel_size[-1]:
+                out[f"{name}.weight" if name else "weight"] = m.transform_kernel(m.weight, k)
+    return out
+
+
 def _copy_slices(dst: nn.Module, src: nn.Module) -> None:
     """Copy into each tensor of ``dst`` its slice of ``src``: the prefix of every channel dimension
-    and the centre of the kernel dimensions of conv weights (elastic kernel)."""
-    src_state = src.state_dict()
+    and the centre of the kernel dimensions of conv weights (elastic kernel), or, for a conv with
+    kernel transformation matrices, the transformed kernel (the matrices stay in the supernet)."""
+    src_state = {**src.state_dict(), **_transformed_kernels(dst, src)}
     new_state = {}
     for name, t in dst.state_dict().items():
         s = src_state[name]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -86,11 +87,44 @@ class DynamicConv2d(nn.Conv2d):
             return super().forward(x)
         return F.conv2d(x, weight, bias, self.stride, padding, self.dilation, groups)
 
+    def enable_kernel_transform(self) -> None:
+        """Register Once-for-All's kernel transformation matrices (Sec. 3.2, elastic kernel size):
+        one learned ``k'^2 x k'^2`` linear map per step ``k -> k' = k - 2`` down to 3 (a 7x7 kernel
+        gets ``7to5_matrix``, 25x25, and ``5to3_matrix``, 9x9, named as OFA names them), each
+        initialised to the identity, so a new supernet starts at the plain centre crop."""
+        k = self.kernel_size[0]
+        while k > 3:
+            small = k - 2
+            if not hasattr(self, f"{k}to{small}_matrix"):
+                self.register_parameter(f"{k}to{small}_matrix", nn.Parameter(torch.eye(small * small)))
+            k = small
+
+    @property
+    def has_kernel_transform(self) -> bool:
+        """True once :meth:`enable_kernel_transform` registered the matrices."""
+        k = self.kernel_size[0]
+        return k > 3 and f"{k}to{k - 2}_matrix" in self._parameters
+
+    def transform_kernel(self, weight: torch.Tensor, kernel: int) -> torch.Tensor:
+        """The ``kernel x kernel`` filter of ``weight`` (the module's full kernel, any channel
+        prefix) through the transformation matrices (OFA ``get_active_filter``): from the full
+        size down in steps of 2, each step the centre ``k' x k'`` taps of the previous filter,
+        flattened per channel, times the step's matrix (``x @ M^T``)."""
+        k = weight.shape[-1]
+        while k > kernel:
+            small = k - 2
+            matrix = getattr(self, f"{k}to{small}_matrix")
+            centre = weight[..., 1: k - 1, 1: k - 1].reshape(-1, small * small)
+            weight = F.linear(centre, matrix).reshape(*weight.shape[:2], small, small)
+            k = small
+        return weight
+
     def active(self, in_c: int, out_channels: int | None = None, kernel: int | None = None
                ) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         """The (weight, bias, groups) that runs on ``in_c`` input channels: a channel prefix and,
         for a smaller ``kernel`` (elastic kernel, Once-for-All Sec. 3.2), the central
-        ``kernel x kernel`` taps."""
+        ``kernel x kernel`` taps, or with kernel transformation matrices
+        (:meth:`enable_kernel_transform`) the transformed kernel."""
         depthwise = self.groups > 1 and self.groups == self.in_channels
         out_c = in_c if depthwise else (self.out_channels if out_channels is None else out_channels)
         weight, bias, groups = self.weight, self.bias, self.groups
@@ -102,8 +136,11 @@ class DynamicConv2d(nn.Conv2d):
         if kernel is not None and kernel != full:
             if not 1 <= kernel < full or (full - kernel) % 2:
                 raise ValueError(f"cannot run a {full}x{full} conv as {kernel}x{kernel}")
-            o = (full - kernel) // 2
-            weight = weight[..., o: o + kernel, o: o + kernel]
+            if self.has_kernel_transform:
+                weight = self.transform_kernel(weight, kernel)
+            else:
+                o = (full - kernel) // 2
+                weight = weight[..., o: o + kernel, o: o + kernel]
         return weight, bias, groups
 
     def active_padding(self, weight: torch.Tensor) -> tuple[int, ...] | str:
@@ -159,19 +196,23 @@ class ConvBNAct(nn.Module):
 
 
 class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation (GreedyNAS SE option): GAP -> 1x1 -> ReLU -> 1x1 -> sigmoid -> scale."""
+    """Squeeze-and-excitation: GAP -> 1x1 -> ReLU -> 1x1 -> gate -> scale. The gate is a sigmoid
+    (GreedyNAS SE option) or, with ``hard=True``, the hard sigmoid ``relu6(x + 3) / 6`` of
+    MobileNetV3 (Sec. 5.2) and Once-for-All's ``SEModule``."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, hard: bool = False) -> None:
         super().__init__()
         red = se_channels(channels)
         self.reduce = conv(channels, red, 1, bias=True)
         self.expand = conv(red, channels, 1, bias=True)
+        self.hard = hard
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         s = x.mean((2, 3), keepdim=True)
         s = F.relu(self.reduce(s, se_channels(c)))
-        s = torch.sigmoid(self.expand(s, c))
+        s = self.expand(s, c)
+        s = F.hardsigmoid(s) if self.hard else torch.sigmoid(s)
         return x * s
 
 
@@ -180,6 +221,9 @@ class MBConv(nn.Module):
 
     The expand conv uses ``spec.act``, the depthwise conv the block's second activation
     (``spec.act2``, e.g. PReLU or Mish; PGONAS Sec. 3.1)."""
+
+    #: whether the SE module gates with the hard sigmoid (MobileNetV3) instead of the sigmoid
+    hard_se: ClassVar[bool] = False
 
     def __init__(self, spec: OpSpec) -> None:
         super().__init__()
@@ -192,7 +236,7 @@ class MBConv(nn.Module):
         self.dw_conv = conv(mid, mid, spec.kernel, spec.stride, groups=mid)
         self.dw_bn = DynamicBatchNorm2d(mid)
         self.dw_act = activation(spec.second_act)  # the block's second activation (PGONAS Sec. 3.1)
-        self.se = SqueezeExcite(mid) if spec.se else None
+        self.se = SqueezeExcite(mid, hard=self.hard_se) if spec.se else None
         self.project_conv = conv(mid, out_c, 1)
         self.project_bn = DynamicBatchNorm2d(out_c)
         self.residual = spec.stride == 1 and in_c == out_c
@@ -207,6 +251,18 @@ class MBConv(nn.Module):
             h = self.se(h)
         h = self.project_bn(self.project_conv(h))
         return x + h if self.residual else h
+
+
+class MBConvV3(MBConv):
+    """MobileNetV3 inverted bottleneck as Once-for-All builds it (op ``mbconv3``, OFA
+    ``DynamicMBConvLayer``): an :class:`MBConv` whose SE gates with the hard sigmoid (MobileNetV3
+    Sec. 5.2); ``act`` (ReLU or h-swish) after the expand and the depthwise conv. An elastic
+    supernet gives its depthwise conv Once-for-All's kernel transformation matrices
+    (:data:`kernel_transform_convs`, see :class:`hwnas.nn.sharing.ElasticSharing`)."""
+
+    hard_se: ClassVar[bool] = True
+    #: convs that elastic weight sharing equips with kernel transformation matrices (OFA Sec. 3.2)
+    kernel_transform_convs: ClassVar[tuple[str, ...]] = ("dw_conv",)
 
 
 class ResBlock(nn.Module):
@@ -357,14 +413,16 @@ class MaxPool(nn.Module):
 
 
 class Classifier(nn.Module):
-    """Final fully connected layer."""
+    """Fully connected layer, then ``spec.act`` (``none`` for a classifier; h-swish for the
+    feature-mix layer of MobileNetV3 / OFA, a 1x1 conv without BN on the pooled features)."""
 
     def __init__(self, spec: OpSpec) -> None:
         super().__init__()
         self.fc = nn.Linear(spec.in_shape[0], spec.out_shape[0], bias=spec.bias)
+        self.act = activation(spec.act)
 
     def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
-        return self.fc(x)
+        return self.act(self.fc(x))
 
 
 #: the module class of each op type: a class, or a ``"module:Class"`` reference resolved on first use
@@ -372,6 +430,7 @@ class Classifier(nn.Module):
 BLOCKS: dict[str, type[nn.Module] | str] = {
     "conv": ConvBNAct,
     "mbconv": MBConv,
+    "mbconv3": MBConvV3,
     "shuffle": ShuffleBlock,
     "shuffle_x": ShuffleXceptionBlock,
     "gap": GlobalAvgPool,

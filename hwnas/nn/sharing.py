@@ -18,7 +18,10 @@ Built in:
   search, Sec. 3.3).
 * ``elastic`` (Once-for-All Sec. 3.2): one module per block and op type at the largest kernel,
   width and SE; a path uses the first ``mid`` channels, the central ``k x k`` taps of each
-  depthwise kernel and skips SE when its spec has none.
+  depthwise kernel and skips SE when its spec has none. Blocks that name
+  ``kernel_transform_convs`` (the MobileNetV3 ``mbconv3`` of ``ofa-mbv3``) get OFA's kernel
+  transformation matrices on those convs: a smaller kernel is the centre of the larger one
+  through a learned ``k^2 x k^2`` map per step (25x25 for 7 -> 5, 9x9 for 5 -> 3).
 """
 
 from __future__ import annotations
@@ -136,3 +139,9 @@ class ElasticSharing(WeightSharing):
 
     def key(self, spec: OpSpec) -> OpSpec:
         return dataclasses.replace(spec.module_key(), kernel=0, expand=0.0, groups=0, se=False)
+
+    def build(self, spec: OpSpec) -> nn.Module:
+        module = super().build(spec)
+        for name in getattr(module, "kernel_transform_convs", ()):  # OFA Sec. 3.2 elastic kernel
+            module.get_submodule(name).enable_kernel_transform()
+        return module

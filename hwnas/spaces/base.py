@@ -37,9 +37,10 @@ from hwnas.errors import HwnasError
 Shape = tuple[int, int, int]  # (C, H, W)
 
 #: op types a space may emit; each has a builder in ``hwnas.nn.blocks.BLOCKS`` and a cost in
-#: hwnas.cost. ``basic`` (ResNet basic block) and ``qmbconv`` (MBConv) quantize at the spec's bits.
+#: hwnas.cost. ``basic`` (ResNet basic block) and ``qmbconv`` (MBConv) quantize at the spec's bits;
+#: ``mbconv3`` is the MobileNetV3 / Once-for-All MBConv (its SE gates with the hard sigmoid).
 OP_TYPES = ("conv", "mbconv", "shuffle", "shuffle_x", "gap", "linear", "basic", "maxpool", "qmbconv",
-            "resblock")
+            "resblock", "mbconv3")
 #: activations a block may use (``OpSpec.act`` / ``OpSpec.act2``); each has a module in
 #: ``hwnas.nn.blocks.activation``.
 ACTIVATIONS = ("relu", "relu6", "hswish", "mish", "prelu", "none")

@@ -4,7 +4,9 @@ Conventions (checked against ``torch.utils.flop_counter.FlopCounterMode`` and ``
 
 * ``macs`` counts the multiply-accumulates of convolutions and fully connected layers, the quantity
   the papers call "FLOPs" (e.g. GreedyNAS "330M FLOPs", SPOS Table 3). BatchNorm, activations,
-  residual adds, pooling and the SE channel scaling are not counted, as in those papers.
+  residual adds, pooling and the SE channel scaling are not counted, as in those papers (h-swish
+  and the SE's hard sigmoid of ``mbconv3`` neither: Once-for-All's counter skips them too). An SE
+  module counts its two 1x1 convs on the pooled vector (``2 x mid x squeeze`` MACs).
 * ``flops = 2 * macs``: one multiply and one add per MAC. This equals FlopCounterMode's total.
 * ``params`` counts trainable parameters (conv / linear weights and biases, BN affine, the PACT
   clipping levels of quantized blocks): exactly
@@ -87,16 +89,16 @@ def op_costs(op: OpSpec) -> OpCost:
         return OpCost(macs, params, io + inner)
     if op.op == "maxpool":
         return OpCost(0, 0, io)
-    if op.op in ("mbconv", "qmbconv"):
+    if op.op in ("mbconv", "mbconv3", "qmbconv"):  # mbconv3: SE gate h-sigmoid, same counts
         mid = op.mid
         macs = params = 0
         inner = mid * ho * wo
         if op.expand != 1:
             macs += hi * wi * ci * mid
-            params += ci * mid + _bn(mid) + (_act_params(op.act) if op.op == "mbconv" else 0)
+            params += ci * mid + _bn(mid) + (_act_params(op.act) if op.op != "qmbconv" else 0)
             inner = max(inner, mid * hi * wi)
         macs += ho * wo * mid * k2
-        params += mid * k2 + _bn(mid) + (_act_params(op.second_act) if op.op == "mbconv" else 0)
+        params += mid * k2 + _bn(mid) + (_act_params(op.second_act) if op.op != "qmbconv" else 0)
         if op.se:
             r = se_channels(mid)
             macs += 2 * mid * r
@@ -125,8 +127,8 @@ def op_costs(op: OpSpec) -> OpCost:
         return OpCost(macs, params, io + inner)
     if op.op == "gap":
         return OpCost(0, 0, io)
-    if op.op == "linear":
-        return OpCost(ci * co, ci * co + (co if op.bias else 0), io)
+    if op.op == "linear":  # act: h-swish on OFA's feature-mix layer (no params), PReLU one slope
+        return OpCost(ci * co, ci * co + (co if op.bias else 0) + _act_params(op.act), io)
     raise ValueError(f"no cost model for op type {op.op!r}")
 
 

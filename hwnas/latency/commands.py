@@ -57,7 +57,7 @@ def _load_table(device: str, space, runtime: str, tables_dir, precision: str | N
 
 
 def register(app: typer.Typer) -> None:
-    lut = typer.Typer(no_args_is_help=True, help="Latency tables: show, calibrate, validate.")
+    lut = typer.Typer(no_args_is_help=True, help="Latency tables and predictors: show, calibrate, fit, validate.")
     app.add_typer(lut, name="lut")
 
     @app.command("profile")
@@ -187,18 +187,28 @@ def register(app: typer.Typer) -> None:
         out.print_json(data=cal)
 
     @lut.command("validate")
-    def validate_cmd(device: DeviceOpt, space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
+    def validate_cmd(device: Annotated[str, typer.Option("--device", "-d", help="Device profile; with --from-csv any device name with stored predictors.")],
+                     space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
                      precision: PrecisionOpt = None,
                      width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
                      n: Annotated[int, typer.Option("--n", min=3)] = 100, threads: ThreadsOpt = None,
                      seed: Annotated[int, typer.Option(help="Seed of the held-out subnets.")] = 12345,
                      canary: CanaryOpt = True,
+                     from_csv: Annotated[Optional[Path], typer.Option("--from-csv", help="Held-out measurements taken elsewhere (columns genes, latency_ms); rows the predictors were fitted on are left out.")] = None,
+                     predictors: Annotated[Optional[str], typer.Option("--predictors", help="Comma-separated stored predictors to score (default: every stored one).")] = None,
+                     json_out: Annotated[bool, typer.Option("--json", help="Print, per predictor, n, mape, within_5, within_10, kendall_tau, spearman as JSON.")] = False,
                      tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None) -> None:
-        """Measure N held-out random subnets end to end; report MAPE, within +-10 %, Kendall tau, plot."""
+        """Score every stored latency predictor (`hwnas lut fit`) on held-out subnets: N measured now
+        or --from-csv; one table, one plot. Without stored predictors: the table's calibrated sum."""
         from hwnas.devices import resolve_device
+        from hwnas.latency.predictor_commands import validate_predictors
         from hwnas.latency.validate import validate
 
         sp = _space(space, width, resolution, num_classes)
+        if validate_predictors(device, sp, runtime, precision, tables_dir, from_csv=from_csv, predictors=predictors,
+                               n=n, seed=seed, threads=threads, canary=canary, serial=serial, host=host,
+                               json_out=json_out):
+            return
         p = resolve_device(device, serial, host)
         table = _load_table(p.name, sp, runtime, tables_dir, precision, write=True)
         with _progress() as prog:
@@ -206,9 +216,19 @@ def register(app: typer.Typer) -> None:
             rep = validate(table, sp, _runner(p, *table.runtime_precision), n=n, seed=seed,
                            threads=threads or p.cpu.default_threads, canary=canary,
                            on_progress=lambda d, t: prog.update(task, completed=d, total=t))
+        if json_out:
+            import json
+
+            typer.echo(json.dumps({"table": {"n": rep.n, "mape": rep.mape, "within_10": rep.within_10pct,
+                                             "kendall_tau": rep.kendall_tau, "spearman": rep.spearman}}, indent=2))
+            return
         t = Table(title=f"latency table validation: {rep.device} {rep.space} {rep.runtime}")
         for col in ("subnets", "MAPE", "within +-10 %", "Kendall tau", "Spearman", "calibrated", "plot"):
             t.add_column(col, overflow="fold")
         t.add_row(str(rep.n), f"{rep.mape:.1%}", f"{rep.within_10pct:.0%}", f"{rep.kendall_tau:.3f}",
                   f"{rep.spearman:.3f}", "yes" if rep.calibrated else "no", rep.plot)
         out.print(t)
+
+    from hwnas.latency.predictor_commands import register as register_predictors
+
+    register_predictors(lut)

@@ -88,3 +88,18 @@ class LatencyPredictor:
         if self.per_op:
             raw = raw + (self.per_op / self.scale) * self.counts.gather(idx)
         return self.scale * raw + self.offset
+
+
+def fit_calibration(raw: np.ndarray, nops: np.ndarray, measured: np.ndarray) -> tuple[float, float, float]:
+    """Least squares ``measured ~ scale * raw + per_op * nops + offset``, falling back to fewer terms
+    when the design is degenerate (too few points, constant op count) or the scale comes out <= 0."""
+    designs = [np.stack([raw, nops, np.ones_like(raw)], 1), np.stack([raw, np.ones_like(raw)], 1)]
+    for design in designs:
+        if len(raw) <= design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
+            continue
+        coef, *_ = np.linalg.lstsq(design, measured, rcond=None)
+        if coef[0] > 0:
+            if design.shape[1] == 3:
+                return float(coef[0]), float(coef[1]), float(coef[2])
+            return float(coef[0]), 0.0, float(coef[1])
+    return float(measured.sum() / raw.sum()), 0.0, 0.0

@@ -29,7 +29,7 @@ import numpy as np
 from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json, read_json
 from hwnas.latency.opmodels import SubnetModelCache
-from hwnas.latency.predict import LatencyPredictor
+from hwnas.latency.predict import LatencyPredictor, fit_calibration
 from hwnas.latency.table import LatencyTable, now_iso, space_tag
 from hwnas.runners.quiet import measure_guarded, runner_canary
 from hwnas.spaces.base import SearchSpace
@@ -147,28 +147,13 @@ def calibrate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 
                                canary=canary, on_progress=on_progress)
     raw = pred.raw(np.asarray(archs))
     nops = pred.n_ops(np.asarray(archs))
-    scale, per_op, offset = _fit(raw, nops, measured)
+    scale, per_op, offset = fit_calibration(raw, nops, measured)
     fitted = scale * raw + per_op * nops + offset
     info = {"n": len(archs), "seed": seed, "per_op_ms": per_op,
             "mape_on_fit": float(np.mean(np.abs(fitted - measured) / measured))}
     table.set_calibration(tag, scale, offset, **info)
     table.save()
     return table.calibrations[tag]
-
-
-def _fit(raw: np.ndarray, nops: np.ndarray, measured: np.ndarray) -> tuple[float, float, float]:
-    """Least squares ``measured ~ scale * raw + per_op * nops + offset``, falling back to fewer terms
-    when the design is degenerate (too few points, constant op count) or the scale comes out <= 0."""
-    designs = [np.stack([raw, nops, np.ones_like(raw)], 1), np.stack([raw, np.ones_like(raw)], 1)]
-    for design in designs:
-        if len(raw) <= design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
-            continue
-        coef, *_ = np.linalg.lstsq(design, measured, rcond=None)
-        if coef[0] > 0:
-            if design.shape[1] == 3:
-                return float(coef[0]), float(coef[1]), float(coef[2])
-            return float(coef[0]), 0.0, float(coef[1])
-    return float(measured.sum() / raw.sum()), 0.0, 0.0
 
 
 @dataclass

@@ -77,7 +77,7 @@ def build_problem(*, checkpoint: str | Path | None = None, space: str | None = N
                   width: float | None = None, resolution: int | None = None,
                   num_classes: int | None = None, device: str | None = None, runtime: str = "tflite",
                   tables_dir: str | Path | None = None, precision: str | None = None,
-                  objectives: str | Sequence[str] | None = None,
+                  predictor: str | None = None, objectives: str | Sequence[str] | None = None,
                   budgets: Mapping[str, float | None] | None = None, use_pool: bool = True,
                   data: str | None = None, data_root: str | None = None, eval_batches: int | None = None,
                   calib_batches: int = DEFAULT_CALIB_BATCHES, batch_size: int = 256,
@@ -89,7 +89,8 @@ def build_problem(*, checkpoint: str | Path | None = None, space: str | None = N
     ``bitops``, ``searched_bitops``, ``flops``, ``peak_act_bytes``; a list or comma-separated, by
     default :func:`default_objectives`); ``budgets`` maps metric names to upper bounds
     (``{"latency": 20.0, "searched_bitops": 6.5e9}``); ``device`` / ``runtime`` / ``precision`` /
-    ``tables_dir`` locate the latency table. The remaining settings configure the error objective
+    ``tables_dir`` locate the latency table, and ``predictor`` names a stored latency predictor
+    of that device (``hwnas lut fit``) to use instead of the table's calibrated sum. The remaining settings configure the error objective
     (:func:`checkpoint_error_objective`).
     """
     from hwnas.cost import CostModel
@@ -103,6 +104,8 @@ def build_problem(*, checkpoint: str | Path | None = None, space: str | None = N
         raise HwnasError("pass --checkpoint (a supernet) or --space (cost / latency objectives only)")
     if budgets.get("latency") is not None and device is None:
         raise HwnasError("--max-latency-ms needs --device: the latency table of which device?")
+    if predictor is not None and device is None:
+        raise HwnasError("--predictor needs --device: the latency predictor of which device?")
     if objectives is None:
         names = default_objectives(checkpoint=checkpoint is not None, device=device is not None)
     elif isinstance(objectives, str):
@@ -125,12 +128,14 @@ def build_problem(*, checkpoint: str | Path | None = None, space: str | None = N
     cm = CostModel(sp)
     latency = None
     if device is not None and ("latency" in names or budgets.get("latency") is not None):
-        latency = load_latency_predictor(device, sp, runtime, tables_dir, precision)
+        latency = load_latency_predictor(device, sp, runtime, tables_dir, precision, predictor)
     error = None
     settings: dict[str, Any] = {
         "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
         "device": device, "runtime": runtime if device else None,
         "precision": (precision or "fp32") if device else None}
+    if predictor is not None:
+        settings["predictor"] = predictor
     if "error" in names:
         if supernet is None:
             raise HwnasError("the error objective needs --checkpoint (a trained supernet)")

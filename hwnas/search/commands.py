@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         runtime: Annotated[str, typer.Option(help="Runtime of the latency table.")] = "tflite",
         precision: Annotated[Optional[str], typer.Option(help="Precision of the latency table: fp32 (default) or int8.")] = None,
         tables_dir: Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: your tables folder, then the shipped ones).")] = None,
+        predictor: Annotated[Optional[str], typer.Option(help="Stored latency predictor of --device to predict latency with (`hwnas lut fit`; see docs/predictors.md): table-sum, physical, gbdt-genes, gbdt-features, mlp-genes, mlp-features, hybrid. Default: the table's calibrated sum.")] = None,
         max_latency_ms: Annotated[Optional[float], typer.Option("--max-latency-ms", help="Latency budget in ms (needs --device).")] = None,
         max_macs: Annotated[Optional[str], typer.Option("--max-macs", help="MACs budget, e.g. 330M.")] = None,
         max_params: Annotated[Optional[str], typer.Option("--max-params", help="Parameter budget, e.g. 5M.")] = None,
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
         setup = build_problem(
             checkpoint=checkpoint, space=space, width=width, resolution=resolution,
             num_classes=num_classes, device=device, runtime=runtime, precision=precision, tables_dir=tables_dir,
-            objectives=objectives,
+            predictor=predictor, objectives=objectives,
             budgets={"latency": max_latency_ms, "macs": parse_optional_amount(max_macs, "--max-macs"),
                      "params": parse_optional_amount(max_params, "--max-params"),
                      "searched_bitops": parse_optional_amount(max_bitops, "--max-bitops")},

@@ -114,10 +114,14 @@ def latency_objective(predict: Callable[[np.ndarray], np.ndarray], budget: float
                       *, block_additive: bool | None = None) -> Objective:
     """Predicted latency (ms) from any vectorised predictor ``predict(genes_matrix) -> ms``.
 
-    A latency-table predictor (sum of per-op latencies, then an increasing affine calibration) is
-    block-additive, the default unless the predictor has a non-positive ``scale``; pass
-    ``block_additive=False`` for anything else (e.g. a learned, non-additive model).
+    A predictor that declares ``block_additive`` (the stored predictors of
+    :mod:`hwnas.latency.predictors`) is taken at its word; a latency-table predictor (sum of per-op
+    latencies, then an increasing affine calibration) is block-additive unless it has a
+    non-positive ``scale``; pass ``block_additive=False`` for anything else (e.g. a learned,
+    non-additive model).
     """
+    if block_additive is None and hasattr(predict, "block_additive"):
+        block_additive = bool(predict.block_additive)
     if block_additive is None:
         block_additive = float(getattr(predict, "scale", 1.0)) > 0
     return Objective("latency", "ms", predict, budget=None if budget is None else float(budget),
@@ -180,10 +184,12 @@ def error_objective(evaluator: Any = None, *, supernet: Any = None, eval_batches
 
 
 def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tflite",
-                           root: str | Path | None = None, precision: str | None = None
-                           ) -> Callable[[np.ndarray], np.ndarray]:
+                           root: str | Path | None = None, precision: str | None = None,
+                           predictor: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """The vectorised latency predictor of ``device`` / ``runtime`` at ``precision`` (default
-    fp32) for ``space``.
+    fp32) for ``space``: the table's calibrated sum, or with ``predictor`` the stored predictor of
+    that name (``hwnas lut fit``; see :mod:`hwnas.latency.predictors`), which declares whether it
+    is ``block_additive``.
 
     Owned by the latency stage (``hwnas.latency``): the table file
     (``<root or hwnas/latency_tables>/<device>/<space>-<runtime>[-<precision>].json``), its calibration and the checks that it
@@ -195,6 +201,10 @@ def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tfli
     except ImportError:
         raise HwnasError("no latency table support installed (hwnas.latency cannot be imported): "
                          "latency objectives and --max-latency-ms are unavailable") from None
+    if predictor is not None:
+        from hwnas.latency.predictors.fitting import open_predictor
+
+        return open_predictor(device, space, predictor, runtime, root, precision)
     return LatencyPredictor(load_table(device, space, runtime, root, precision), space)
 
 

@@ -160,6 +160,7 @@ class _Learned(_Base):
         self.model: Any = None
         self.x_mean = self.x_std = np.zeros(0)
         self.y_mean, self.y_std = 0.0, 1.0
+        self.t_range = (-np.inf, np.inf)
 
     def _regressor(self) -> Any:
         if self.model_kind == "gbdt":
@@ -195,6 +196,7 @@ class _Learned(_Base):
         std = x.std(axis=0)
         self.x_std = np.where(std > 0, std, 1.0)
         t = np.log(y) - self._base(m)
+        self.t_range = (float(t.min()), float(t.max()))
         self.y_mean = float(t.mean())
         self.y_std = float(t.std()) if t.std() > 0 else 1.0
         model = self._regressor()
@@ -210,17 +212,19 @@ class _Learned(_Base):
             raise HwnasError(f"latency predictor {self.name!r} is not fitted")
         m = self._matrix(genes)
         z = self.model.predict((self._raw_inputs(m) - self.x_mean) / self.x_std)
-        # an MLP far outside its training inputs can extrapolate without bound: clip to 8 standard
-        # deviations of the training targets (GBDT output is bounded by its leaves anyway)
-        z = np.clip(np.asarray(z, dtype=np.float64), -8.0, 8.0)
-        return np.exp(self._base(m) + self.y_mean + self.y_std * z)
+        t = self.y_mean + self.y_std * np.asarray(z, dtype=np.float64)
+        # an MLP far outside its training inputs extrapolates without bound: keep the predicted
+        # (log) target within a factor 2 of the range it was fitted on (GBDT stays inside anyway)
+        t = np.clip(t, self.t_range[0] - np.log(2.0), self.t_range[1] + np.log(2.0))
+        return np.exp(self._base(m) + t)
 
     def to_json(self) -> dict[str, Any]:
         from hwnas.learn.serialize import model_to_dict
 
         return {"kind": self.model_kind, "encoding": self.encoding, "target": "log_ms",
                 "x_mean": self.x_mean.tolist(), "x_std": self.x_std.tolist(),
-                "y_mean": self.y_mean, "y_std": self.y_std, "model": model_to_dict(self.model)}
+                "y_mean": self.y_mean, "y_std": self.y_std, "target_range": list(self.t_range),
+                "model": model_to_dict(self.model)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any], context: PredictorContext) -> _Learned:
@@ -234,6 +238,8 @@ class _Learned(_Base):
         p.x_mean = np.asarray(d["x_mean"], dtype=np.float64)
         p.x_std = np.asarray(d["x_std"], dtype=np.float64)
         p.y_mean, p.y_std = float(d["y_mean"]), float(d["y_std"])
+        lo, hi = d["target_range"]
+        p.t_range = (float(lo), float(hi))
         want = p._raw_inputs(context.space.validate_matrix(np.asarray([context.space.smallest()]))).shape[1]
         if len(p.x_mean) != want or int(p.model.n_features_in_) != want:
             raise ValueError(f"model takes {len(p.x_mean)} inputs; the space gives {want}")

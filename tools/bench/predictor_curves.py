@@ -52,7 +52,7 @@ def main() -> None:
     if a.from_csv:
         m = read_csv(a.from_csv, space)
     else:
-        path = e2e_store_path(a.device, space, ctx.runtime, a.tables_dir)
+        path = e2e_store_path(a.device, space, ctx.runtime, a.tables_dir, existing=True)
         m = store_measurements(path, f"e2e:{path.name}")
     names, skipped = available(predictor_names(), ctx)
     sizes = [int(s) for s in a.sizes.split(",")]

@@ -142,7 +142,8 @@ def _load_builtin() -> None:
 # ---- files -------------------------------------------------------------------------------------
 def predictor_path(device: str, space: SearchSpace, runtime: str, name: str,
                    root: str | Path | None = None, precision: str | None = None) -> Path:
-    """Where predictor ``name`` of ``device`` / ``runtime`` / ``precision`` for ``space`` lives."""
+    """Where predictor ``name`` of ``device`` / ``runtime`` / ``precision`` for ``space`` lives:
+    next to where the device's table is written (under ``root``, by default your tables folder)."""
     from hwnas.latency.table import space_tag, table_path
 
     t = table_path(device, space.name, runtime, root, precision)

@@ -284,11 +284,13 @@ def plot_predictions(results: dict[str, tuple[np.ndarray, np.ndarray, dict[str, 
 
 
 def e2e_store_path(device: str, space, runtime: str, root: str | Path | None = None,
-                   precision: str | None = None) -> Path:
-    """The end-to-end measurements file of the device's table (shared with calibrate / validate)."""
-    from hwnas.latency.table import space_tag, table_path
+                   precision: str | None = None, *, existing: bool = False) -> Path:
+    """The end-to-end measurements file of the device's table (shared with calibrate / validate):
+    where it is written (under ``root``, by default your tables folder), or with ``existing``
+    next to the table that would be read (your folder, then the shipped one)."""
+    from hwnas.latency.table import find_table, space_tag, table_path
 
-    t = table_path(device, space.name, runtime, root, precision)
+    t = (find_table if existing else table_path)(device, space.name, runtime, root, precision)
     return t.with_name(f"{t.stem}.{space_tag(space)}.e2e.json")
 
 
@@ -311,12 +313,12 @@ def context_for(device: str, space, runtime: str = "tflite", root: str | Path | 
                 precision: str | None = None) -> PredictorContext:
     """The context of ``device``'s predictors for ``space``: its latency table when there is one
     (checked to belong to the space and runtime), else none."""
-    from hwnas.latency.table import load_table, table_path
+    from hwnas.latency.table import find_table, load_table
     from hwnas.runtimes.registry import resolve
 
     spec, prec = resolve(runtime, precision)
     table = None
-    if table_path(device, space.name, runtime, root, precision).exists():
+    if find_table(device, space.name, runtime, root, precision).exists():
         table = load_table(device, space, runtime, root, precision)
     return PredictorContext(space, device, spec.name, prec, table)
 

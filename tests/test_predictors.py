@@ -86,7 +86,7 @@ def test_registry_lists_every_builtin_in_order():
         create_predictor("nope")
 
 
-@pytest.mark.parametrize("name", ["mbv2", "shufflenetv2", "resnet48"])
+@pytest.mark.parametrize("name", ["mbv2", "shufflenetv2", "resnet48", "ofa-mbv3"])
 def test_features_equal_the_sum_over_layers(name):
     space = tiny_space(name)
     feats = SubnetFeatures(space)
@@ -99,6 +99,8 @@ def test_features_equal_the_sum_over_layers(name):
         # per-stage columns add up to the totals
         per_stage = row[:-len(OP_FEATURES)].reshape(-1, len(OP_FEATURES)).sum(axis=0)
         assert np.allclose(per_stage, row[-len(OP_FEATURES):])
+        if any(op.op in ("mbconv", "mbconv3", "shuffle") for op in layers):
+            assert row[-len(OP_FEATURES) + 1] > 0  # depthwise MACs counted
 
 
 def test_every_predictor_round_trips_through_json_with_identical_predictions(setup):
@@ -373,3 +375,11 @@ def test_cli_fit_n_checks_before_measuring(tmp_path, capsys):
                               str(tmp_path), "--n", "5"], capsys)
     assert code == 2 and "5 measured subnets are too few to fit" in err and "at least 10" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_search_predictor_without_a_latency_objective_is_refused(tmp_path, capsys):
+    code, out, err = run_cli(["search", "--space", "mbv2", *TINY, "--device", DEVICE, "--predictor", "hybrid",
+                              "--objectives", "macs,params", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "--predictor hybrid predicts latency, which this search neither minimises" in err
+    assert not (tmp_path / "o").exists()
+

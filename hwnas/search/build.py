@@ -116,6 +116,9 @@ def build_problem(*, checkpoint: str | Path | None = None, space: str | None = N
         raise HwnasError(f"--objectives {','.join(names)!r} names a metric twice")
     if "latency" in names and device is None:
         raise HwnasError("the latency objective needs --device (the latency table of which device?)")
+    if predictor is not None and "latency" not in names and budgets.get("latency") is None:
+        raise HwnasError(f"--predictor {predictor} predicts latency, which this search neither minimises "
+                         f"nor bounds: add latency to --objectives or give --max-latency-ms")
 
     supernet = ckpt = None
     if checkpoint is not None:

@@ -196,6 +196,26 @@ def test_materialized_subnet_equals_the_kernel_transformed_path(rng):
     assert dw.get_parameter("7to5_matrix").grad is None
 
 
+def test_kshot_copies_of_the_matrices_materialize_exactly(rng):
+    """K-shot NAS on elastic sharing holds K copies of every tensor, the matrices included; the
+    baked (merged) copy goes through the same kernel transform when materialized."""
+    from hwnas.nn.kshot import KShotSharing
+
+    s = tiny()
+    net = _randomize(build_supernet(s, KShotSharing("elastic", k=2)), weights=False).eval()
+    assert sum(n.endswith("_matrix") for n, _ in net.named_parameters()) == 2 * 20
+    assert len(net.blocks[0]["c0"].copies) == len(net.blocks[0]["c0"].names)  # one stack per tensor
+    with torch.no_grad():
+        for c in net.blocks[0]["c0"].copies:
+            c.add_(0.1)  # copy 2 differs from copy 1
+    x = torch.randn(2, 3, 32, 32)
+    g = list(s.sample(rng))
+    g[s.kernel_genes[0]] = 0
+    sub = materialize(net, g)
+    with torch.no_grad():
+        assert (net(x, g) - sub(x)).abs().max().item() <= 1e-5
+
+
 def test_latency_keys_name_the_mobilenetv3_block():
     from hwnas.latency.keys import space_ops
 

@@ -105,6 +105,20 @@ def test_macs_at_224_against_torch_and_the_sparsenas_span():
     assert 1.4 < macs[1] / got["largest"] < 1.6
 
 
+def test_params_span_holds_ofas_specialized_subnets():
+    """OFA's model zoo lists its specialized subnets with params (resolution-independent): the
+    FLOPs-targeted 'flops@595M' (9.1M params) exceeds every w1.0 subnet, so it is a w1.2 subnet,
+    and fits the w1.2 span; the LG-G8 24 ms subnet (5.8M params, 230M MACs) fits the w1.0 span."""
+    spans = {}
+    for w in (1.0, 1.2):
+        s = create_space("ofa-mbv3", width=w)
+        p = CostModel(s)(np.array([s.smallest(), s.largest()]))["params"]
+        spans[w] = (p[0] / 1e6, p[1] / 1e6)
+    assert spans[1.0] == pytest.approx((3.410792, 7.66476)) and spans[1.2] == pytest.approx((4.602456, 10.701632))
+    assert spans[1.0][1] < 9.1 < spans[1.2][1]
+    assert spans[1.0][0] < 5.8 < spans[1.0][1]
+
+
 def test_encode_decode_and_errors():
     s = create_space("ofa-mbv3")
     cfg = OFAConfig((2, 3, 4, 2, 3), ((3, 5), (7, 7, 3), (5, 5, 5, 5), (3, 3), (7, 5, 3)),

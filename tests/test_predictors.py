@@ -383,3 +383,41 @@ def test_search_predictor_without_a_latency_objective_is_refused(tmp_path, capsy
     assert code == 2 and "--predictor hybrid predicts latency, which this search neither minimises" in err
     assert not (tmp_path / "o").exists()
 
+
+
+def test_cli_fit_n_and_validate_measure_on_the_device(setup, tmp_path, capsys, monkeypatch):
+    """--n: the subnets to measure are spread over the table's range, measured through the
+    end-to-end path (replaced here by the synthetic latency), fitted and stored; validate measures
+    held-out subnets none of the predictors was fitted on."""
+    import hwnas.latency.predictor_commands as pc
+
+    root, space, ctx, X, y = setup
+    tables = tmp_path / "tables"
+    make_table(tables, space)
+    asked = []
+
+    def measure(profile, sp, c, genes, threads, canary, root_):
+        assert profile.name == "host" and c.table is not None and root_ == tables
+        asked.append(list(genes))
+        return non_additive(ctx, np.asarray(genes))
+
+    monkeypatch.setattr(pc, "_measure", measure)
+    args = ["--device", "host", "--space", "mbv2", *TINY, "--tables-dir", str(tables)]
+    # the host table of this test is the fake one: copy it under the host's name
+    (tables / "host").mkdir()
+    (tables / "host" / "mbv2-tflite.json").write_text((tables / DEVICE / "mbv2-tflite.json").read_text()
+                                                      .replace(f'"device": "{DEVICE}"', '"device": "host"'))
+    code, out, err = run_cli(["lut", "fit", *args, "--n", "30", "--predictors", "table-sum,hybrid", "--json"], capsys)
+    assert code == 0, err
+    fit = asked[0]
+    assert len(fit) == len({tuple(g) for g in fit}) == 30
+    raw = ctx.table_sum().raw(np.asarray(fit))
+    lo, hi = ctx.table_sum().raw(np.asarray([space.smallest(), space.largest()]))
+    assert raw.min() <= lo * 1.05 and raw.max() - raw.min() >= 0.9 * (hi - lo)  # spread over the range
+    assert json.loads(out)["source"] == "device:host"
+    code, out, err = run_cli(["lut", "validate", *args, "--n", "20", "--json"], capsys)
+    assert code == 0, err
+    held = asked[1]
+    assert len(held) == 20 and not {tuple(g) for g in held} & {tuple(g) for g in fit}
+    scores = json.loads(out)
+    assert set(scores) == {"table-sum", "hybrid"} and scores["hybrid"]["n"] == 20

@@ -259,3 +259,25 @@ def test_materialized_subnet_exports_with_parity(rng, tmp_path):
     results = export_model(sub, tmp_path, resolution=16, metadata=sub.metadata())
     assert [r.format for r in results] == ["onnx", "tflite"]
     assert all(r.max_abs_diff is not None and r.max_abs_diff <= PARITY_TOL for r in results)
+
+
+def test_sparsenas_on_ofa_mbv3_keeps_one_member_per_subnet():
+    """SparseNAS on its own space: uniform pairs, the early predictor's encoding and the sparse set
+    are canonical, so two gene tuples differing only in switched-off layers are one subnet."""
+    from hwnas.sparse.encoding import encode
+    from hwnas.sparse.evolve import build_sparse_set
+    from hwnas.sparse.pairs import Pairs, distinct_uniform
+    from hwnas.sparse.predictor import fit_predictor
+
+    s = tiny()
+    genes = distinct_uniform(s, 120, seed=0)
+    assert (s.canonical_matrix(genes) == genes).all() and len(np.unique(genes, axis=0)) == 120
+    raw = s.sample_many(np.random.default_rng(1), 50)
+    assert (encode(s, raw) == encode(s, s.canonical_matrix(raw))).all()
+    macs = CostModel(s)(genes)["macs"]
+    top1 = (np.log(macs) - np.log(macs).min()) / 10 + np.random.default_rng(2).normal(0, 0.01, len(macs))
+    pred = fit_predictor(Pairs(s.config(), genes, np.clip(top1, 0, 1), macs), "gbdt", test_fraction=0.25)
+    sparse, report = build_sparse_set(pred, buckets=10, per_bucket=5, pop=10, iterations=4, space=s)
+    assert report.members == len(sparse.genes) > 10
+    assert (s.canonical_matrix(sparse.genes) == sparse.genes).all()
+    assert len(np.unique(sparse.genes, axis=0)) == len(sparse.genes)

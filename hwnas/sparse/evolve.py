@@ -15,7 +15,10 @@ the bucket its MACs fall in (so neighbouring buckets feed each other and sparse 
 fill up) and each bucket keeps its ``pop`` best distinct members. The initial populations come
 from uniform samples plus samples tilted towards cheap and expensive options per block (the tails
 of the MACs range are rare under uniform sampling). At the end each bucket contributes its
-``per_bucket`` best: buckets no architecture reached are reported, not filled.
+``per_bucket`` best: buckets no architecture reached are reported, not filled. Candidates are
+canonical (:meth:`~hwnas.spaces.base.SearchSpace.canonical`): on an elastic-depth space
+(``ofa-mbv3``, ``resnet48``) two gene tuples differing only in switched-off layers are one subnet
+and one member.
 
 All buckets evolve together in one vectorised pass per iteration (one predictor call for all
 children), so the paper's 350 x 50 x 100 setting is 1.75M predictions.
@@ -118,7 +121,8 @@ def build_sparse_set(predictor: Any, *, buckets: int = PAPER_BUCKETS, per_bucket
     betas = np.linspace(-4.0, 4.0, 17)
     parts = [space.sample_many(rng, n_init)]
     parts += [tilted_sample(space, rng, max(8, n_init // len(betas)), b, tables) for b in betas]
-    pool_X = np.unique(np.concatenate(parts), axis=0)
+    # canonical (switched-off layers' genes 0): distinct rows are distinct subnets (elastic depth)
+    pool_X = np.unique(space.canonical_matrix(np.concatenate(parts)), axis=0)
     pool_m = macs_of(pool_X)
     pool_b = bucket_of(pool_m)
     keep = pool_b >= 0
@@ -137,7 +141,7 @@ def build_sparse_set(predictor: Any, *, buckets: int = PAPER_BUCKETS, per_bucket
             b = P[rng.integers(len(P), size=(half + 1) // 2)]
             c1, c2 = crossover_genes(rng, a, b, groups)
             kids += [c1, c2, mutate_genes(rng, P[rng.integers(len(P), size=pop - half)], choices, mutation_prob)]
-        K = np.unique(np.concatenate(kids), axis=0)
+        K = np.unique(space.canonical_matrix(np.concatenate(kids)), axis=0)
         km = macs_of(K)
         kb = bucket_of(km)
         ok = kb >= 0

@@ -51,12 +51,13 @@ def file_sha256(path: str | Path) -> str:
 
 
 def distinct_uniform(space: Any, n: int, seed: int) -> np.ndarray:
-    """``n`` distinct uniform architectures (fewer when the space is smaller)."""
+    """``n`` distinct uniform architectures (fewer when the space is smaller), canonical: with
+    elastic depth the genes of switched-off layers are 0, so distinct rows are distinct subnets."""
     rng = np.random.default_rng(seed)
     n = min(int(n), int(space.size()))
     rows: dict[bytes, np.ndarray] = {}
     while len(rows) < n:
-        for g in space.sample_many(rng, max(64, 2 * (n - len(rows)))):
+        for g in space.canonical_matrix(space.sample_many(rng, max(64, 2 * (n - len(rows))))):
             rows.setdefault(g.tobytes(), g)
             if len(rows) >= n:
                 break

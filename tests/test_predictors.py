@@ -319,6 +319,7 @@ def test_cli_fit_from_csv_for_a_device_without_profile_or_table(setup, tmp_path,
                               "--predictors", "physical,mlp-features"], capsys)
     assert code == 0, err
     assert (tmp_path / "t" / "lab-board-7" / "mbv2-tflite.mbv2@w0.25r32.predictor.physical.json").exists()
+    assert "physical" in out and "mlp-features" in out and "files:" in out
     # every predictor by default: the ones needing a table are skipped, and it says so
     code, out, err = run_cli(["lut", "fit", "--device", "lab-board-7", "--space", "mbv2", *TINY,
                               "--tables-dir", str(tmp_path / "t"), "--from-csv", str(fit_csv)], capsys)

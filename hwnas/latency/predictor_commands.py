@@ -128,12 +128,15 @@ def register(lut: typer.Typer) -> None:
             return
         t = Table(title=f"latency predictors of {device} {sp.name} {ctx.runtime}: fitted on {len(m)} "
                         f"measured subnets ({m.source})")
-        for col in ("predictor", "block-additive", "MAPE on fit", "within +-10 % on fit", "file"):
-            t.add_column(col, overflow="fold")
+        for col in ("predictor", "block-additive", "MAPE on fit", "within +-10 % on fit"):
+            t.add_column(col)
         for name, r in rows.items():
             t.add_row(name, "yes" if r["block_additive"] else "no", f"{r['fit_mape']:.1%}",
-                      f"{r['fit_within_10']:.0%}", r["path"])
+                      f"{r['fit_within_10']:.0%}")
         out.print(t)
+        first = Path(next(iter(rows.values()))["path"])
+        out.print(f"files: {first.parent}/{first.name.split('.predictor.')[0]}.predictor.<name>.json; "
+                  f"score them on held-out subnets with `hwnas lut validate`")
         for name, why in skipped.items():
             err.print(f"{name} skipped: {why}")
 

@@ -64,7 +64,7 @@ def main() -> None:
                           "points": [{"predictor": p.predictor, "n_fit": p.n_fit, **p.scores} for p in points]},
                          indent=2))
         return
-    held = points[0].scores["n"] if points else 0
+    held = int(points[0].scores["n"]) if points else 0
     print(f"{a.device} {space.name} w{space.width:g} r{space.resolution} {ctx.runtime}: {len(m)} measured subnets "
           f"({m.source}), {held} held out, mean of {a.repeats} draws; {took:.0f} s")
     print("| predictor | " + " | ".join(f"n={k}: +-10 % / MAPE / tau" for k in sizes) + " |")

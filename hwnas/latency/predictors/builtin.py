@@ -272,16 +272,45 @@ class MlpFeatures(_Learned):
 
 @register_predictor
 class Hybrid(_Learned):
-    """Gradient boosting on ``[features, log table sum]`` fitted to ``log(measured / table sum)``."""
+    """Gradient boosting on ``[features, log table sum]`` fitted to the log ratio of measured
+    latency to the calibrated table sum (the ``table-sum`` calibration, fitted on the same
+    measurements): where the boosting has nothing to learn it is the calibrated table sum."""
 
     name = "hybrid"
     model_kind, encoding, min_fit = "gbdt", "hybrid", 8
     needs_table = True
 
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.calibration = (1.0, 0.0, 0.0)
+
+    def fit(self, genes_list, latency_ms, context: PredictorContext) -> None:
+        from hwnas.latency.predict import fit_calibration
+
+        m = context.space.validate_matrix(np.asarray(genes_list, dtype=np.int64))
+        y = _targets(latency_ms, len(m), self.name, self.min_fit)
+        ts = context.table_sum()
+        self.calibration = fit_calibration(ts.raw(m), ts.n_ops(m), y)
+        super().fit(genes_list, latency_ms, context)
+
     def _raw_inputs(self, m: np.ndarray) -> np.ndarray:
         ctx = self._ctx()
-        return np.concatenate([np.log1p(ctx.features()(m)), self._base(m)[:, None]], axis=1)
+        raw = ctx.table_sum().raw(m)
+        return np.concatenate([np.log1p(ctx.features()(m)), np.log(np.maximum(raw, 1e-9))[:, None]], axis=1)
 
     def _base(self, m: np.ndarray) -> np.ndarray:
-        raw = self._ctx().table_sum().raw(m)
-        return np.log(np.maximum(raw, 1e-9))
+        ts = self._ctx().table_sum()
+        scale, per_op, offset = self.calibration
+        return np.log(np.maximum(scale * ts.raw(m) + per_op * ts.n_ops(m) + offset, 1e-9))
+
+    def to_json(self) -> dict[str, Any]:
+        scale, per_op, offset = self.calibration
+        return {**super().to_json(), "calibration": {"scale": scale, "per_op_ms": per_op, "offset_ms": offset}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], context: PredictorContext) -> Hybrid:
+        cal = d["calibration"]
+        calibration = (float(cal["scale"]), float(cal["per_op_ms"]), float(cal["offset_ms"]))
+        p = super().from_json(d, context)
+        p.calibration = calibration
+        return p

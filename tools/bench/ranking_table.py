@@ -33,37 +33,27 @@ SHARINGS = ("independent", "elastic")
 PAPERS = {"SPOS (NAS-Bench-201, CIFAR-10)": 0.55, "K-shot NAS (NAS-Bench-201, CIFAR-10)": 0.6264}
 
 
-def _config(TrainConfig, gt, strategy: str, sharing: str, a, macs):  # noqa: N803
-    """The run's TrainConfig, with the strategy seam's ``options`` where it exists.
-
-    Seam: ``constrained`` draws a random MACs range per step inside its default span (the 1-99 %
-    MACs of uniform paths, 8 bins; the ground truth's own span reaches down to the all-identity
-    subnet, whose bin uniform draws almost never hit: SPOS Sec. 3.2); before it, ``constrained`` samples uniformly inside that span. ``greedy`` runs
-    without its stopping rule either way, so every strategy trains the same steps."""
+def _config(TrainConfig, gt, strategy: str, sharing: str, a):  # noqa: N803
+    """The run's TrainConfig. ``constrained`` draws a random MACs range per step over its default
+    span (the 1-99 % MACs of uniform paths, 8 bins, SPOS Sec. 3.2: the ground truth's own span
+    reaches down to the all-identity subnet, a bin uniform draws almost never hit); ``greedy`` runs
+    without its stopping rule, so every strategy trains the same steps; ``kshot`` warms up for
+    ``--kshot-warmup`` epochs."""
     common = dict(space=gt.space["name"], width=gt.space["width"], resolution=gt.space["resolution"],
                   data=gt.data["name"], split_seed=int(gt.data.get("split_seed", 0)), strategy=strategy,
                   sharing=sharing, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, workers=0)
-    if "options" in TrainConfig.__dataclass_fields__:
-        opts = {"greedy": {"early_stop": False},
-                "constrained": {},  # range=auto: 1-99 % of uniform paths' MACs, 8 bins (SPOS Sec. 3.2)
-                "kshot": {"warmup_epochs": a.kshot_warmup}}.get(strategy, {})
-        return TrainConfig(**common, options=opts)
-    kw = {}
-    if strategy == "constrained":
-        kw["macs_range"] = (float(macs.min()), float(macs.max()))
-    if strategy == "greedy":
-        kw["early_stop"] = False
-    return TrainConfig(**common, **kw)
+    opts = {"greedy": {"early_stop": False}, "kshot": {"warmup_epochs": a.kshot_warmup}}.get(strategy, {})
+    return TrainConfig(**common, options=opts)
 
 
-def _train_row(a, gt, macs, strategy: str, sharing: str) -> None:
+def _train_row(a, gt, strategy: str, sharing: str) -> None:
     """Train and score one strategy x sharing (in this child process) and write its table row."""
     from hwnas.ranking.metrics import top_k_found
     from hwnas.ranking.score import score_checkpoint
     from hwnas.train import TrainConfig, train_supernet
 
     run = a.out / f"{strategy}-{sharing}"
-    cfg = _config(TrainConfig, gt, strategy, sharing, a, macs)
+    cfg = _config(TrainConfig, gt, strategy, sharing, a)
     t0 = time.perf_counter()
     res = train_supernet(cfg, run, resume=(run / "last.pt").is_file(), quiet=True)
     train_s = time.perf_counter() - t0
@@ -99,9 +89,8 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     gt = load_ground_truth(a.truth)
-    macs = gt.macs()
     if a.row:
-        _train_row(a, gt, macs, *a.row.split("/"))
+        _train_row(a, gt, *a.row.split("/"))
         return
     rows = []
     for strategy in a.strategies.split(","):

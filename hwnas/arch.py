@@ -10,6 +10,9 @@
 
 ``@FILE#K`` picks entry ``K`` of a file that holds several architectures; a file with one needs no
 ``#K``. When the file names its space and a space is given, the two must agree.
+
+A space with a ``genes_from_ops`` method also takes its op names on the command line: ``fbnet``
+reads HW-NAS-Bench's ``k3_e1,skip,...`` (22 names, or their indices mixed in).
 """
 
 from __future__ import annotations
@@ -99,6 +102,8 @@ def parse_genes(text: str, space: SearchSpace | None = None) -> tuple[int, ...]:
         if not parts:
             raise HwnasError("no genes given: pass comma-separated integers like 3,0,6 or @file.json")
         bad = next((p for p in parts if not _GENE.fullmatch(p)), None)
+        if bad is not None and space is not None and hasattr(space, "genes_from_ops"):
+            return space.genes_from_ops(parts)  # op names (fbnet: HW-NAS-Bench's PRIMITIVES)
         if bad is not None:  # int() alone would take '٣', '1_0' or '+1'
             raise HwnasError(f"gene {bad!r} is not an integer (digits 0-9, optionally after '-'); "
                              f"pass comma-separated integers or @file.json")

@@ -53,7 +53,7 @@ def test_arch_show_decodes_and_costs(capsys, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["arch", "show", "-s", "mbv2", "-g", "1,2,3"], "space 'mbv2' takes 21 genes, got 3"),
     (["arch", "show", "-s", "mbv2", "-g", ",".join(["0"] * 20 + ["9"])], "gene 20 (layer20) of space 'mbv2' is 9; allowed range is 0..5"),
-    (["arch", "show", "-s", "resnet99", "-g", "1"], "unknown search space 'resnet99'; known spaces: mbv2"),
+    (["arch", "show", "-s", "resnet99", "-g", "1"], "unknown search space 'resnet99'; known spaces: fbnet, mbv2"),
     (["arch", "show", "-s", "mbv2", "-g", "1,x,3"], "gene 'x' is not an integer"),
     (["arch", "show", "-s", "mbv2", "-g", "@/nonexistent/genes.json"], "genes file /nonexistent/genes.json does not exist"),
     (["arch", "sample", "-s", "mbv2", "--width", "-1"], "--width must be > 0, got -1"),

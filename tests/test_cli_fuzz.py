@@ -49,6 +49,9 @@ def _cases() -> dict[str, list[tuple[str, list[str]]]]:
             ("file of another space", ["-s", "mbv2", "-g", "@{GENES_SHUFFLE}"]),
             ("nan", ["-s", "mbv2", "-g", g21, "--width", "nan"]),
             ("zero", ["-s", "mbv2", "-g", g21, "--resolution", "0"]),
+            ("unknown op name", ["-s", "fbnet", "-g", ",".join(["k3_e1"] * 21 + ["k7_e1"])]),
+            ("too few op names", ["-s", "fbnet", "-g", "k3_e1,skip"]),
+            ("op index out of range", ["-s", "fbnet", "-g", ",".join(["skip"] * 21 + ["9"])]),
         ],
         "bundle": [
             ("non-UTF-8 file", ["--checkpoint", "{LATIN1}", "--out", "{OUT}"]),

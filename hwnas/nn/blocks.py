@@ -391,6 +391,49 @@ class ShuffleXceptionBlock(_ShuffleBase):
         return self.act6(self.bn6(self.pw3(h)))
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet channel shuffle (Zhang et al. 2018, Sec. 3.1): ``(N, g, C/g, H, W)`` transposed
+    to ``(N, C/g, g, H, W)``, as HW-NAS-Bench's ``ChannelShuffle``."""
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class FBNetBlock(nn.Module):
+    """FBNet candidate block as HW-NAS-Bench's ``ConvBlock`` builds it (op ``fbblock``):
+    1x1 (``in -> mid``, ``spec.groups``) + BN + act, channel shuffle when grouped, k x k depthwise
+    (stride) + BN + act, 1x1 (``mid -> out``, ``spec.groups``) + BN, plus the input when the
+    shape is kept. ``mid`` (``in x expand``) is a prefix of one weight (elastic expand ratio) and
+    the depthwise kernel a centre crop (elastic kernel); grouped and dense 1x1 convs never share
+    weights (:attr:`elastic_keeps`)."""
+
+    #: spec fields elastic weight sharing keeps in its key: a grouped 1x1 weight is no slice of a
+    #: dense one, so grouped and dense candidates are separate modules
+    elastic_keeps: ClassVar[tuple[str, ...]] = ("groups",)
+
+    def __init__(self, spec: OpSpec) -> None:
+        super().__init__()
+        in_c, out_c, mid, g = spec.in_shape[0], spec.out_shape[0], spec.mid, spec.groups
+        self.groups = g
+        self.pw1 = conv(in_c, mid, 1, groups=g)
+        self.bn1 = DynamicBatchNorm2d(mid)
+        self.act1 = activation(spec.act)
+        self.dw = conv(mid, mid, spec.kernel, spec.stride, groups=mid)
+        self.bn2 = DynamicBatchNorm2d(mid)
+        self.act2 = activation(spec.second_act)
+        self.pw2 = conv(mid, out_c, 1, groups=g)
+        self.bn3 = DynamicBatchNorm2d(out_c)
+        self.residual = spec.stride == 1 and in_c == out_c
+
+    def forward(self, x: torch.Tensor, spec: OpSpec | None = None) -> torch.Tensor:
+        mid, kernel = (None, None) if spec is None else (spec.mid, spec.kernel)
+        h = self.act1(self.bn1(self.pw1(x, mid)))
+        if self.groups > 1:
+            h = channel_shuffle(h, self.groups)
+        h = self.act2(self.bn2(self.dw(h, kernel=kernel)))
+        h = self.bn3(self.pw2(h))
+        return x + h if self.residual else h
+
+
 class GlobalAvgPool(nn.Module):
     """Global average pooling to a (N, C) tensor."""
 
@@ -437,6 +480,7 @@ BLOCKS: dict[str, type[nn.Module] | str] = {
     "linear": Classifier,
     "maxpool": MaxPool,
     "resblock": ResBlock,
+    "fbblock": FBNetBlock,
     "basic": "hwnas.quant.blocks:BasicBlock",
     "qmbconv": "hwnas.quant.blocks:QuantMBConv",
 }

@@ -21,7 +21,9 @@ Built in:
   depthwise kernel and skips SE when its spec has none. Blocks that name
   ``kernel_transform_convs`` (the MobileNetV3 ``mbconv3`` of ``ofa-mbv3``) get OFA's kernel
   transformation matrices on those convs: a smaller kernel is the centre of the larger one
-  through a learned ``k^2 x k^2`` map per step (25x25 for 7 -> 5, 9x9 for 5 -> 3).
+  through a learned ``k^2 x k^2`` map per step (25x25 for 7 -> 5, 9x9 for 5 -> 3). A block
+  class lists in ``elastic_keeps`` the spec fields whose values cannot share one weight (FBNet's
+  grouped vs dense 1x1 convs: ``groups``); those stay in the key.
 """
 
 from __future__ import annotations
@@ -138,7 +140,11 @@ class ElasticSharing(WeightSharing):
     name: ClassVar[str] = "elastic"
 
     def key(self, spec: OpSpec) -> OpSpec:
-        return dataclasses.replace(spec.module_key(), kernel=0, expand=0.0, groups=0, se=False)
+        from hwnas.nn.blocks import block_class
+
+        key = dataclasses.replace(spec.module_key(), kernel=0, expand=0.0, groups=0, se=False)
+        keep = getattr(block_class(spec.op), "elastic_keeps", ())  # e.g. FBNet's grouped 1x1 convs
+        return dataclasses.replace(key, **{f: getattr(spec, f) for f in keep}) if keep else key
 
     def build(self, spec: OpSpec) -> nn.Module:
         module = super().build(spec)

@@ -38,9 +38,11 @@ Shape = tuple[int, int, int]  # (C, H, W)
 
 #: op types a space may emit; each has a builder in ``hwnas.nn.blocks.BLOCKS`` and a cost in
 #: hwnas.cost. ``basic`` (ResNet basic block) and ``qmbconv`` (MBConv) quantize at the spec's bits;
-#: ``mbconv3`` is the MobileNetV3 / Once-for-All MBConv (its SE gates with the hard sigmoid).
+#: ``mbconv3`` is the MobileNetV3 / Once-for-All MBConv (its SE gates with the hard sigmoid);
+#: ``fbblock`` the FBNet block of HW-NAS-Bench (``groups``: of its two 1x1 convs, with a channel
+#: shuffle when 2).
 OP_TYPES = ("conv", "mbconv", "shuffle", "shuffle_x", "gap", "linear", "basic", "maxpool", "qmbconv",
-            "resblock", "mbconv3")
+            "resblock", "mbconv3", "fbblock")
 #: activations a block may use (``OpSpec.act`` / ``OpSpec.act2``); each has a module in
 #: ``hwnas.nn.blocks.activation``.
 ACTIVATIONS = ("relu", "relu6", "hswish", "mish", "prelu", "none")

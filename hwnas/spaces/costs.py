@@ -106,6 +106,12 @@ def op_costs(op: OpSpec) -> OpCost:
         macs += ho * wo * mid * co
         params += mid * co + _bn(co) + pact_count(op)
         return OpCost(macs, params, io + inner)
+    if op.op == "fbblock":  # 1x1 (in -> mid, groups g), k x k depthwise (stride), 1x1 (mid -> out, groups g)
+        mid, g = op.mid, op.groups
+        macs = hi * wi * ci * mid // g + ho * wo * mid * k2 + ho * wo * mid * co // g
+        params = (ci * mid // g + _bn(mid) + mid * k2 + _bn(mid) + mid * co // g + _bn(co)
+                  + _act_params(op.act) + _act_params(op.second_act))
+        return OpCost(macs, params, io + max(mid * hi * wi, mid * ho * wo))
     if op.op in ("shuffle", "shuffle_x"):
         inp = ci if op.stride == 2 else ci // 2
         outputs = co - inp

@@ -78,7 +78,7 @@ ENTRY_POINT_GROUP = "hwnas.spaces"
 def _load_builtin() -> None:
     """Import the built-in space modules and the plug-ins (once): importing registers their spaces."""
     from hwnas.spaces import (  # noqa: F401
-        mbv2, mbv2_mp, mbv2_width, ofa_mbv3, resnet48, resnet_mp, shufflenetv2)
+        fbnet, mbv2, mbv2_mp, mbv2_width, ofa_mbv3, resnet48, resnet_mp, shufflenetv2)
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:

@@ -29,7 +29,7 @@ def depthwise_macs(op: OpSpec) -> int:
     ci, hi, wi = op.in_shape
     co, ho, wo = op.out_shape
     k2 = op.kernel * op.kernel
-    if op.op in ("mbconv", "mbconv3", "qmbconv"):
+    if op.op in ("mbconv", "mbconv3", "qmbconv", "fbblock"):
         return ho * wo * op.mid * k2
     if op.op == "shuffle":
         inp = ci if op.stride == 2 else ci // 2

@@ -222,3 +222,11 @@ def test_predictor_features_count_the_depthwise_macs_of_fbnet_blocks():
     for row, g in zip(got, genes):
         blocks = [o for o in s.layers(g) if o.op == "fbblock"]
         assert blocks and row[dw] == sum(o.out_shape[1] * o.out_shape[2] * o.mid * o.kernel ** 2 for o in blocks)
+
+
+def test_the_layout_is_part_of_the_space_tag():
+    from hwnas.latency.table import space_tag
+
+    assert space_tag(cifar()) == space_tag(cifar(layout="cifar")) == "fbnet@w1r32-cifar"
+    assert space_tag(cifar(layout="imagenet")) == "fbnet@w1r32-imagenet" and space_tag(imagenet()) == "fbnet@w1r224-imagenet"
+    assert space_tag(create_space("mbv2", resolution=32)) == "mbv2@w1r32"  # other spaces: as before

@@ -117,9 +117,10 @@ def load_table(device: str, space: SearchSpace, runtime: str, root: str | Path |
 
 
 def space_tag(space: SearchSpace, resolution: int | None = None) -> str:
-    """Identifies a space configuration for calibration: name, width, resolution."""
+    """Identifies a space configuration for calibration: name, width, resolution, and the
+    ``tag_suffix`` of a space that builds several networks at one resolution (``fbnet``'s layout)."""
     res = space.resolution if resolution is None else resolution
-    return f"{space.name}@w{space.width:g}r{res}"
+    return f"{space.name}@w{space.width:g}r{res}{getattr(space, 'tag_suffix', '')}"
 
 
 @dataclass

@@ -153,6 +153,12 @@ class FBNetSpace(SearchSpace):
             return self.layout
         return "cifar" if self.resolution <= SMALL_INPUT_MAX_RESOLUTION else "imagenet"
 
+    @property
+    def tag_suffix(self) -> str:
+        """Part of the space's tag (``hwnas.latency.table.space_tag``): the cached subnets,
+        calibrations, measurements and predictors of the two layouts at one resolution differ."""
+        return f"-{self.resolved_layout}"
+
     def _ch(self, c: int) -> int:
         return make_divisible(c * self.width, 8)
 

@@ -133,6 +133,13 @@ def test_published_architectures_are_genes():
     assert imagenet().decode(a).ops == tuple(FBNET_A)
     assert fbnet_genes_from_ops(" ".join(FBNET_B))[:4] == (0, 3, 4, 0)
     assert fbnet_genes_from_ops(np.array(HWNB_EXAMPLES[1])) == tuple(HWNB_EXAMPLES[1])
+    # HW-NAS-Bench's get_net_config (and HELP's metainfo entries) as they print
+    config = {"dataset": "cifar100", "num_classes": 100, "op_idx_list": HWNB_EXAMPLES[2],
+              "arch_str": [PRIMITIVES[v] for v in HWNB_EXAMPLES[2]]}
+    assert fbnet_genes_from_ops(config) == tuple(HWNB_EXAMPLES[2])
+    assert fbnet_genes_from_ops({"arch_str": config["arch_str"]}) == tuple(HWNB_EXAMPLES[2])
+    with pytest.raises(HwnasError, match="needs 'op_idx_list' or 'arch_str', got keys \\['dataset'\\]"):
+        fbnet_genes_from_ops({"dataset": "cifar100"})
     with pytest.raises(HwnasError, match="has 22 layers, got 3 ops"):
         fbnet_genes_from_ops(["k3_e1"] * 3)
     with pytest.raises(HwnasError, match=r"FBNet layer 4: op 'k7_e6' is not one of HW-NAS-Bench's PRIMITIVES; "

@@ -29,9 +29,9 @@ global average pooling, a fully connected classifier with bias. Two layouts
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hwnas.errors import HwnasError
 from hwnas.spaces.base import GeneGroup, OpSpec, SearchSpace, conv_out, make_divisible
@@ -104,12 +104,20 @@ class FBNetConfig:
     ops: tuple[str, ...]
 
 
-def fbnet_genes_from_ops(ops: Sequence[int | str]) -> tuple[int, ...]:
+def fbnet_genes_from_ops(ops: Sequence[int | str] | Mapping[str, Any]) -> tuple[int, ...]:
     """Genes of an HW-NAS-Bench FBNet architecture given as its 22 ``PRIMITIVES`` names
-    (``["k3_e1", "skip", ...]``) or indices (HW-NAS-Bench's ``op_idx_list``; also accepted mixed).
+    (``["k3_e1", "skip", ...]``) or indices (HW-NAS-Bench's ``op_idx_list``; also accepted mixed),
+    or as a config dict holding either (HW-NAS-Bench's ``get_net_config``: ``op_idx_list`` /
+    ``arch_str``; HELP's ``metainfo`` entries: ``op_idx_list``).
 
     Raises HwnasError naming the first bad position and the allowed values.
     """
+    if isinstance(ops, Mapping):
+        key = next((k for k in ("op_idx_list", "arch_str") if k in ops), None)
+        if key is None:
+            raise HwnasError(f"an FBNet architecture config needs 'op_idx_list' or 'arch_str', got keys "
+                             f"{sorted(map(str, ops))}")
+        ops = ops[key]
     if isinstance(ops, str):
         ops = [p.strip() for p in ops.replace(",", " ").split()]
     ops = list(ops)

@@ -123,6 +123,7 @@ OPTION_RANGES: dict[str, OptionRange] = {
     "--max-keys": _COUNT,
     "--calibrate": _int(0, 10**5),
     "--inputs": _int(0, 10**5),
+    "--sustained": _float(min=0, max=86400),
     # budgets
     "--max-latency-ms": _float(above=0, max=1e9),
     "--max-macs": OptionRange("amount", above=0),

@@ -127,6 +127,8 @@ def _cases() -> dict[str, list[tuple[str, list[str]]]]:
             ("non-UTF-8 file", ["-d", "{LATIN1_TOML}"]),
             ("empty tables folder", ["-d", "host", "--tables-dir", "{FOLDER}"]),
             ("file of another space", ["-d", "host", "-s", "shufflenetv2", "--tables-dir", "{TABLES_SWAPPED}"]),
+            ("negative sustained", ["-d", "host", "--sustained", "-5"]),
+            ("no sustained table", ["-d", "host", "--sustained", "30", "--tables-dir", "{FOLDER}"]),
         ],
         "lut show": [
             ("unknown device", ["-d", "nope"]),
@@ -134,6 +136,8 @@ def _cases() -> dict[str, list[tuple[str, list[str]]]]:
             ("file for a folder", ["-d", "host", "--tables-dir", "{A_FILE}"]),
             ("file of another space", ["-d", "host", "-s", "shufflenetv2", "--tables-dir", "{TABLES_SWAPPED}"]),
             ("non-UTF-8 table", ["-d", "host", "--tables-dir", "{TABLES_LATIN1}"]),
+            ("inf sustained", ["-d", "host", "--sustained", "inf"]),
+            ("no sustained table", ["-d", "host", "--sustained", "10"]),
         ],
         "lut fit": [
             ("neither --n nor --from-csv", ["-d", "host"]),
@@ -159,6 +163,9 @@ def _cases() -> dict[str, list[tuple[str, list[str]]]]:
             ("inf", ["-d", "host", "--width", "inf"]),
             ("wrong type", ["-d", "host", "--n", "1.5"]),
             ("file of another space", ["-d", "host", "-s", "shufflenetv2", "--tables-dir", "{TABLES_SWAPPED}"]),
+            ("negative sustained", ["-d", "host", "--sustained", "-1"]),
+            ("sustained with a csv", ["-d", "host", "--sustained", "5", "--from-csv", "{A_FILE}"]),
+            ("no sustained table", ["-d", "host", "--sustained", "5", "--n", "3"]),
         ],
         "pick": [
             ("non-UTF-8 file", ["--checkpoint", "{LATIN1}", "--max-macs", "1M"]),
@@ -180,6 +187,14 @@ def _cases() -> dict[str, list[tuple[str, list[str]]]]:
             ("non-UTF-8 file", ["-d", "{LATIN1_TOML}", "--tables-dir", "{OUT}"]),
             ("read-only tables", ["-d", "host", "--tables-dir", READ_ONLY]),
             ("file for tables", ["-d", "host", "--tables-dir", "{A_FILE}"]),
+            ("unknown method", ["-d", "host", "--method", "fast", "--tables-dir", "{OUT}"]),
+            ("trace without an op profiler", ["-d", "host", "--method", "trace", "--tables-dir", "{OUT}"]),
+            ("trace with --max-keys", ["-d", "host", "--runtime", "onnx", "--method", "trace", "--max-keys", "2",
+                                       "--tables-dir", "{OUT}"]),
+            ("negative sustained", ["-d", "host", "--sustained", "-1", "--tables-dir", "{OUT}"]),
+            ("nan sustained", ["-d", "host", "--sustained", "nan", "--tables-dir", "{OUT}"]),
+            ("huge sustained", ["-d", "host", "--sustained", "1e9", "--tables-dir", "{OUT}"]),
+            ("wrong type sustained", ["-d", "host", "--sustained", "long", "--tables-dir", "{OUT}"]),
         ],
         "quickstart": [
             ("read-only out", ["--out", READ_ONLY]),

@@ -225,7 +225,7 @@ def test_calibrate_and_validate_on_host(tmp_path):
 
     s = tiny_space("mbv2", resolution=16)
     host = load_profile("host")
-    cfg = ProfileConfig(runtime="onnx", warmup=2, runs=8, cool_down=False, canary=False)
+    cfg = ProfileConfig(runtime="onnx", warmup=2, runs=8, cool_down=False, canary=False, method="one-op")
     table = profile_device(host, s, cfg, tables_dir=tmp_path, cache=OpModelCache("onnx", tmp_path / "c"))
     assert not table.missing(space_ops(s))
     from hwnas.latency.opmodels import SubnetModelCache
@@ -260,7 +260,7 @@ def test_profile_and_lut_commands_on_host(tmp_path, monkeypatch, capsys):
     assert code == 0 and "keys to measure" in out
     assert not (tmp_path / "t" / "host" / "mbv2-onnx.json").exists()
     code, out, err = run_cli(["profile", *common, "--rounds", "2", "--runs", "5", "--warmup", "1",
-                              "--calibrate", "2", "--no-canary"], capsys)
+                              "--calibrate", "2", "--no-canary", "--method", "one-op"], capsys)
     assert code == 0, err
     assert "keys in" in out and "calibration: scale" in out
     table = LatencyTable.load(tmp_path / "t" / "host" / "mbv2-onnx.json")

@@ -193,7 +193,7 @@ def test_a_failed_single_device_profile_says_resume(tmp_path, monkeypatch, capsy
     monkeypatch.setattr(P, "measure_guarded", lost)
     code, _, err = run_cli(["profile", "-d", "host", "--runtime", "onnx", "-s", "mbv2", "--width", "0.25",
                             "--resolution", "16", "--num-classes", "2", "--no-canary", "--calibrate", "0",
-                            "--tables-dir", str(tmp_path / "t")], capsys)
+                            "--method", "one-op", "--tables-dir", str(tmp_path / "t")], capsys)
     last = err.splitlines()[-1]  # after the plain progress lines
     assert code == 2 and last.startswith("error: ") and "Traceback" not in err
     assert "device host: lost" in last and "run the same command again with --resume" in last

@@ -27,6 +27,8 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(help="Threads (default: the p
 TablesOpt = Annotated[Optional[Path], typer.Option("--tables-dir", help="Root of latency tables (default: your tables folder, $HWNAS_TABLES_DIR or ~/.local/share/hwnas/latency_tables, where profile writes; read before the tables shipped in the package).")]
 SerialOpt = Annotated[Optional[str], typer.Option(help="ADB serial override.")]
 HostOpt = Annotated[Optional[str], typer.Option(help="IP[:PORT] override (ADB over TCP).")]
+SustainedOpt = Annotated[Optional[float], typer.Option("--sustained", min=0, help="Sustained latency: measure after SECONDS of continuous inference (what a watch or a dev kit shows once warm); its table is a separate file (<space>-<runtime>-sustained<S>s.json).")]
+MethodOpt = Annotated[str, typer.Option("--method", help="How to fill the table: trace (op-level traces of a few whole subnets covering every key, from the runtime's op profiler), one-op (one model per key), auto (trace where the runner profiles ops in-process, onnx on the host; else one-op). See docs/latency.md.")]
 CanaryOpt = Annotated[bool, typer.Option("--canary/--no-canary", help="Measure in blocks between checks of a reference model; re-measure blocks taken while the device was disturbed.")]
 
 
@@ -49,10 +51,10 @@ def _runner(profile, runtime, precision=None):
 
 
 def _load_table(device: str, space, runtime: str, tables_dir, precision: str | None = None,
-                write: bool = False):
+                write: bool = False, sustained: float | None = None):
     from hwnas.latency.table import load_table, writable
 
-    table = load_table(device, space, runtime, tables_dir, precision)
+    table = load_table(device, space, runtime, tables_dir, precision, sustained)
     return writable(table, tables_dir) if write else table  # a shipped table is saved to your folder
 
 
@@ -75,7 +77,7 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="List the keys and the estimated time only.")] = False,
         max_keys: Annotated[Optional[int], typer.Option(min=1, help="Measure at most N missing keys now.")] = None,
         calibrate_n: Annotated[int, typer.Option("--calibrate", min=0, help="Then fit the calibration on N random subnets (+ smallest, largest); 0 to skip.")] = DEFAULT_CALIBRATION_SUBNETS,
-        canary: CanaryOpt = True,
+        canary: CanaryOpt = True, method: MethodOpt = "auto", sustained: SustainedOpt = None,
         tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None,
     ) -> None:
         """Measure every unique op of a space on a device and write its latency table."""
@@ -87,7 +89,8 @@ def register(app: typer.Typer) -> None:
         if (serial or host) and len(device) > 1:
             raise HwnasError("--serial/--host apply to one device; give one --device with them")
         cfg = ProfileConfig(runtime=runtime, precision=precision or "fp32", threads=threads, delegate=delegate, warmup=warmup, runs=runs,
-                            repetitions=repetitions, rounds=rounds, max_keys=max_keys, canary=canary)
+                            repetitions=repetitions, rounds=rounds, max_keys=max_keys, canary=canary,
+                            method=method, sustained_s=sustained or 0.0)
         if dry_run:
             from hwnas.devices.profiles import load_profile
 
@@ -131,14 +134,14 @@ def register(app: typer.Typer) -> None:
 
     @lut.command("show")
     def show_cmd(device: DeviceOpt, space: SpaceOpt = "mbv2", runtime: RuntimeOpt = "tflite",
-                 precision: PrecisionOpt = None, tables_dir: TablesOpt = None,
+                 precision: PrecisionOpt = None, tables_dir: TablesOpt = None, sustained: SustainedOpt = None,
                  keys: Annotated[bool, typer.Option("--keys", help="List every key.")] = False,
                  json_out: Annotated[bool, typer.Option("--json", help="Print the table's metadata, calibrations and key count (with --keys, its entries) as JSON.")] = False) -> None:
         """Show a table's metadata, calibrations and (optionally) its keys."""
         import json
 
         sp = _space(space, None, None, None)
-        table = _load_table(device, sp, runtime, tables_dir, precision)
+        table = _load_table(device, sp, runtime, tables_dir, precision, sustained=sustained)
         if json_out:
             doc = {"path": str(table.path), "metadata": table.metadata, "calibrations": table.calibrations,
                    "keys": len(table.entries)}
@@ -170,7 +173,7 @@ def register(app: typer.Typer) -> None:
                      precision: PrecisionOpt = None,
                       width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
                       n: Annotated[int, typer.Option("--n", min=1)] = 8, threads: ThreadsOpt = None,
-                      canary: CanaryOpt = True,
+                      canary: CanaryOpt = True, sustained: SustainedOpt = None,
                       tables_dir: TablesOpt = None, serial: SerialOpt = None, host: HostOpt = None) -> None:
         """Fit the table's calibration (scale, per-op, offset) on N random subnets measured end to end."""
         from hwnas.devices import resolve_device
@@ -178,7 +181,7 @@ def register(app: typer.Typer) -> None:
 
         sp = _space(space, width, resolution, num_classes)
         p = resolve_device(device, serial, host)
-        table = _load_table(p.name, sp, runtime, tables_dir, precision, write=True)
+        table = _load_table(p.name, sp, runtime, tables_dir, precision, write=True, sustained=sustained)
         with _progress() as prog:
             task = prog.add_task(f"{p.name} calibration", total=n + 2)
             cal = calibrate(table, sp, _runner(p, *table.runtime_precision), n=n,
@@ -193,7 +196,7 @@ def register(app: typer.Typer) -> None:
                      width: WidthOpt = None, resolution: ResOpt = None, num_classes: ClassesOpt = None,
                      n: Annotated[int, typer.Option("--n", min=3)] = 100, threads: ThreadsOpt = None,
                      seed: Annotated[int, typer.Option(help="Seed of the held-out subnets.")] = 12345,
-                     canary: CanaryOpt = True,
+                     canary: CanaryOpt = True, sustained: SustainedOpt = None,
                      from_csv: Annotated[Optional[Path], typer.Option("--from-csv", help="Held-out measurements taken elsewhere (columns genes, latency_ms); rows the predictors were fitted on are left out.")] = None,
                      predictors: Annotated[Optional[str], typer.Option("--predictors", help="Comma-separated stored predictors to score (default: every stored one).")] = None,
                      json_out: Annotated[bool, typer.Option("--json", help="Print, per predictor, n, mape, within_5, within_10, kendall_tau, spearman as JSON.")] = False,
@@ -205,12 +208,16 @@ def register(app: typer.Typer) -> None:
         from hwnas.latency.validate import validate
 
         sp = _space(space, width, resolution, num_classes)
-        if validate_predictors(device, sp, runtime, precision, tables_dir, from_csv=from_csv, predictors=predictors,
+        if sustained and (from_csv is not None or predictors is not None):
+            raise HwnasError("--sustained scores the sustained table's calibrated sum, measured now; stored "
+                             "predictors and --from-csv measurements are burst latency: drop --from-csv / "
+                             "--predictors, or --sustained")
+        if not sustained and validate_predictors(device, sp, runtime, precision, tables_dir, from_csv=from_csv, predictors=predictors,
                                n=n, seed=seed, threads=threads, canary=canary, serial=serial, host=host,
                                json_out=json_out):
             return
         p = resolve_device(device, serial, host)
-        table = _load_table(p.name, sp, runtime, tables_dir, precision, write=True)
+        table = _load_table(p.name, sp, runtime, tables_dir, precision, write=True, sustained=sustained)
         with _progress() as prog:
             task = prog.add_task(f"{p.name} end-to-end", total=n)
             rep = validate(table, sp, _runner(p, *table.runtime_precision), n=n, seed=seed,

@@ -51,6 +51,11 @@ class ProfileConfig:
     canary: bool = True  # measure in blocks between checks of a reference model (hwnas.runners.quiet)
     canary_block: int = 8
     canary_max_wait_s: float = 60.0
+    #: "one-op" (one model per key), "trace" (op-level traces of a few whole subnets,
+    #: :mod:`hwnas.latency.trace`) or "auto" (:func:`hwnas.latency.trace.resolve_method`)
+    method: str = "auto"
+    #: seconds of continuous inference before every timed measurement (sustained latency; 0: burst)
+    sustained_s: float = 0.0
 
     def __post_init__(self) -> None:
         # a legacy runtime name (tflite-int8) becomes its (runtime, precision) pair
@@ -66,6 +71,11 @@ class ProfileConfig:
                                  ("canary block", self.canary_block, 1)):
             check_int(name, value, min=low)
         check_float("canary max wait", self.canary_max_wait_s, min=0, optional=False)
+        check_float("--sustained", self.sustained_s, min=0, optional=False)
+        from hwnas.latency.trace import METHODS
+
+        if self.method not in METHODS:
+            raise HwnasError(f"--method {self.method!r} is not a profile method; allowed: {', '.join(METHODS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +98,10 @@ def _open_table(path: Path, profile: DeviceProfile, space: SearchSpace, cfg: Pro
         table.check_compatible(space=space, runtime=cfg.runtime, precision=cfg.precision)
         meta = table.metadata
         want = {"device": profile.name, "threads": threads, "delegate": delegate}
+        if meta.get("method", "one-op") != cfg.method:
+            raise HwnasError(f"{path} was measured with --method {meta.get('method', 'one-op')}, this "
+                             f"profile uses --method {cfg.method}; write to another --tables-dir or "
+                             f"remove the file")
         for k, v in want.items():
             if meta.get(k) != v:
                 raise HwnasError(f"{path} was measured with {k}={meta.get(k)!r}, this profile uses "
@@ -101,7 +115,8 @@ def _open_table(path: Path, profile: DeviceProfile, space: SearchSpace, cfg: Pro
         device=profile.name, soc=profile.soc, runtime=cfg.runtime, precision=cfg.precision,
         runtime_version=runtime_version,
         delegate=delegate, threads=threads, warmup=cfg.warmup, runs=cfg.runs, space=space, path=path,
-        device_name=profile.human_name, repetitions=cfg.repetitions, rounds=cfg.rounds)
+        device_name=profile.human_name, repetitions=cfg.repetitions, rounds=cfg.rounds,
+        method=cfg.method, **({"sustained_s": cfg.sustained_s} if cfg.sustained_s else {}))
     table.save()
     return table
 
@@ -123,7 +138,7 @@ def plan_profile(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfig,
     spec = resolve(cfg.runtime, cfg.precision)[0]
     profile.runtime(spec.name).check_precision(cfg.precision)  # the device must run it
     ops = space_ops(space)
-    path = table_path(profile.name, space.name, cfg.runtime, tables_dir, cfg.precision)
+    path = table_path(profile.name, space.name, cfg.runtime, tables_dir, cfg.precision, cfg.sustained_s)
     table = LatencyTable.load(path) if path.exists() else None
     measured = table.entries if table is not None else {}
     todo = table.unfinished(ops, cfg.rounds) if table is not None else list(ops)
@@ -157,7 +172,16 @@ def profile_device(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfi
     threads = cfg.threads or profile.cpu.default_threads
     runner.preflight()  # a wrong serial or a missing tool fails before any export or table
     runtime_version = _runtime_version(runner)
-    path = table_path(profile.name, space.name, cfg.runtime, tables_dir, cfg.precision)
+    path = table_path(profile.name, space.name, cfg.runtime, tables_dir, cfg.precision, cfg.sustained_s)
+    from dataclasses import replace
+
+    from hwnas.latency.trace import resolve_method
+
+    existing = LatencyTable.load(path) if cfg.method == "auto" and path.exists() else None
+    cfg = replace(cfg, method=resolve_method(cfg.method, runner, existing, cfg.max_keys))
+    if cfg.method == "trace" and not getattr(runner, "op_profiling", False):  # before any file is written
+        raise HwnasError(getattr(runner, "no_op_profiling", None)
+                         or f"runner {runner.name!r} has no op profiler hwnas can read: profile with --method one-op")
     table = _open_table(path, profile, space, cfg, runtime_version, delegate, threads, resume)
     try:
         return _measure_missing(table, profile, space, cfg, runner, delegate, threads, cache, on_progress)
@@ -172,13 +196,22 @@ def _measure_missing(table: LatencyTable, profile: DeviceProfile, space: SearchS
     """Export and measure the keys ``table`` still lacks (its settings were checked)."""
     from hwnas.runners.base import MeasureConfig
 
+    mcfg = MeasureConfig(threads=threads, warmup=cfg.warmup, runs=cfg.runs, delegate=delegate,
+                         repetitions=cfg.repetitions, cool_down=cfg.cool_down, sustained_s=cfg.sustained_s)
+    if cfg.method == "trace":
+        from hwnas.latency.opmodels import SubnetModelCache
+        from hwnas.latency.trace import trace_profile
+
+        subnets = None
+        if cache is not None:  # next to the one-op models the caller chose (tests: a temporary folder)
+            subnets = SubnetModelCache(space, cfg.runtime, Path(cache.dir).parent.parent / "subnets",
+                                       precision=cfg.precision)
+        return trace_profile(table, space, cfg, runner, mcfg, cache=subnets, on_progress=on_progress)
     ops = space_ops(space)
     todo = table.unfinished(ops, cfg.rounds)
     if cfg.max_keys is not None:
         todo = todo[: cfg.max_keys]
     cache = cache or OpModelCache(cfg.runtime, precision=cfg.precision)
-    mcfg = MeasureConfig(threads=threads, warmup=cfg.warmup, runs=cfg.runs, delegate=delegate,
-                         repetitions=cfg.repetitions, cool_down=cfg.cool_down)
     total = len(todo) + sum(cfg.rounds - table.rounds_done(k) for k in todo)
     done = 0
 

@@ -41,7 +41,7 @@ REQUIRED_METADATA = ("device", "soc", "runtime", "runtime_version", "delegate", 
 #: settings stamped in a table that two writers must share: a save that finds the file on disk
 #: stamped otherwise is refused (``runtime_version`` "unknown" matches any version)
 STAMP_METADATA = ("device", "soc", "runtime", "precision", "runtime_version", "delegate", "threads",
-                  "warmup", "runs", "repetitions", "space", "versions")
+                  "warmup", "runs", "repetitions", "space", "versions", "method", "sustained_s")
 
 
 def now_iso() -> str:
@@ -75,24 +75,31 @@ def table_roots(root: str | Path | None = None) -> list[Path]:
     return [Path(root)] if root is not None else [user_table_dir(), default_table_dir()]
 
 
+def sustained_suffix(sustained_s: float | None) -> str:
+    """``-sustained30s`` for a table measured after 30 s of continuous inference, "" for burst
+    latency: a sustained table is another target, in another file."""
+    return f"-sustained{sustained_s:g}s" if sustained_s else ""
+
+
 def table_path(device: str, space_name: str, runtime: str, root: str | Path | None = None,
-               precision: str | None = None) -> Path:
+               precision: str | None = None, sustained_s: float | None = None) -> Path:
     """Where the table of ``device`` / ``space_name`` / ``runtime`` at ``precision`` is written:
-    under ``root``, by default your tables folder (:func:`user_table_dir`)."""
+    under ``root``, by default your tables folder (:func:`user_table_dir`); sustained-latency
+    tables (``sustained_s`` > 0) end in ``-sustained<S>s.json``."""
     root = user_table_dir() if root is None else Path(root)
     spec, precision = resolve(runtime, precision)
-    return root / device / f"{space_name}-{spec.tag(precision)}.json"
+    return root / device / f"{space_name}-{spec.tag(precision)}{sustained_suffix(sustained_s)}.json"
 
 
 def find_table(device: str, space_name: str, runtime: str, root: str | Path | None = None,
-               precision: str | None = None) -> Path:
+               precision: str | None = None, sustained_s: float | None = None) -> Path:
     """The table file to read: the first of :func:`table_roots` that holds it (else where it
     would be written, for the "does not exist" message)."""
     for r in table_roots(root):
-        path = table_path(device, space_name, runtime, r, precision)
+        path = table_path(device, space_name, runtime, r, precision, sustained_s)
         if path.exists():
             return path
-    return table_path(device, space_name, runtime, root, precision)
+    return table_path(device, space_name, runtime, root, precision, sustained_s)
 
 
 def writable(table: LatencyTable, root: str | Path | None = None) -> LatencyTable:
@@ -107,12 +114,17 @@ def writable(table: LatencyTable, root: str | Path | None = None) -> LatencyTabl
 
 
 def load_table(device: str, space: SearchSpace, runtime: str, root: str | Path | None = None,
-               precision: str | None = None) -> LatencyTable:
+               precision: str | None = None, sustained_s: float | None = None) -> LatencyTable:
     """The table of ``device`` / ``runtime`` at ``precision`` (default fp32) for ``space``: under
     ``root``, or by default the first of your tables folder and the shipped
-    ``hwnas/latency_tables/`` that has it; checked to belong to them."""
-    table = LatencyTable.load(find_table(device, space.name, runtime, root, precision))
+    ``hwnas/latency_tables/`` that has it; checked to belong to them (and to the same latency
+    target: burst, or sustained after ``sustained_s`` seconds)."""
+    table = LatencyTable.load(find_table(device, space.name, runtime, root, precision, sustained_s))
     table.check_compatible(space=space, runtime=runtime, precision=precision)
+    have = float(table.metadata.get("sustained_s") or 0.0)
+    if have != float(sustained_s or 0.0):
+        raise HwnasError(f"{table.path} holds {'sustained latency after %gs' % have if have else 'burst latency'}, "
+                         f"not {'sustained latency after %gs' % sustained_s if sustained_s else 'burst latency'}")
     return table
 
 

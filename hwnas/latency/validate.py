@@ -73,18 +73,19 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
                     precision: str | None = None,
                     rounds: int = E2E_ROUNDS, cache: SubnetModelCache | None = None,
                     canary: bool = True, canary_max_wait_s: float = 60.0,
-                    on_progress=None) -> np.ndarray:
+                    sustained_s: float = 0.0, on_progress=None) -> np.ndarray:
     """End-to-end latency (ms) of each subnet, measured with ``runner`` (cached in ``store``).
 
     Exports every subnet not yet measured, then measures them ``rounds`` times round-robin; a
     subnet's latency is its quietest round's median. With ``canary`` the rounds run in
     blocks between checks of the largest subnet (:mod:`hwnas.runners.quiet`), so blocks measured
     while the device was disturbed are measured again. ``on_progress(done, total)`` counts exports
-    and measurements.
+    and measurements. ``sustained_s`` > 0 measures sustained latency (that many seconds of
+    continuous inference before each measurement); ``store`` must then be a sustained table's.
     """
     from hwnas.runners.base import MeasureConfig
 
-    cfg = MeasureConfig(threads=threads, warmup=warmup, runs=runs)
+    cfg = MeasureConfig(threads=threads, warmup=warmup, runs=runs, sustained_s=sustained_s)
     cache = cache or SubnetModelCache(space, runtime, precision=precision)
     todo = list(dict.fromkeys(tuple(g) for g in genes_list if not store.complete(tuple(g), rounds)))
     total, done = len(todo) * (1 + rounds), 0
@@ -115,13 +116,19 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
         contended = int(rec.get("contended_rounds", 0)) + int(bool(m.extra.get("contended_repetitions", 0)))
         store.put(g, {"median_ms": float(min(got)), "rounds_ms": got,
                       "spread": float((max(got) - min(got)) / min(got)), "runs": m.runs,
-                      "contended_rounds": contended, "measured": now_iso()})
+                      "contended_rounds": contended, "measured": now_iso(),
+                      **({"sustained_s": sustained_s} if sustained_s else {})})
         progress()
 
     for r in range(rounds):
         left = [g for g in todo if len((store.get(g) or {}).get("rounds_ms", [])) <= r]
         measure_guarded(left, lambda g: runner.measure(paths[g], cfg), commit, guard)
     return np.asarray([store.get(tuple(g))["median_ms"] for g in genes_list], dtype=np.float64)
+
+
+def table_sustained_s(table: LatencyTable) -> float:
+    """Seconds of continuous inference before each measurement of ``table`` (0: burst latency)."""
+    return float(table.metadata.get("sustained_s") or 0.0)
 
 
 def _archs(space: SearchSpace, n: int, seed: int, extremes: bool) -> list[tuple[int, ...]]:
@@ -143,7 +150,7 @@ def calibrate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 
     tag = space_tag(space)
     measured = measure_subnets(runner, space, archs, table.runtime_precision[0],
                                EndToEndStore(_store_path(table, tag)), threads=threads, cache=cache,
-                               precision=table.runtime_precision[1],
+                               precision=table.runtime_precision[1], sustained_s=table_sustained_s(table),
                                canary=canary, on_progress=on_progress)
     raw = pred.raw(np.asarray(archs))
     nops = pred.n_ops(np.asarray(archs))
@@ -189,7 +196,7 @@ def validate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 1
     tag = space_tag(space)
     measured = measure_subnets(runner, space, archs, table.runtime_precision[0],
                                EndToEndStore(_store_path(table, tag)), threads=threads, cache=cache,
-                               precision=table.runtime_precision[1],
+                               precision=table.runtime_precision[1], sustained_s=table_sustained_s(table),
                                canary=canary, on_progress=on_progress)
     predicted = pred(np.asarray(archs))
     rel = np.abs(predicted - measured) / measured

@@ -54,7 +54,10 @@ class MeasureConfig:
     ``benchmark_model`` does not add runs to fill a time budget). ``repetitions`` repeats the whole
     measurement, with a cool-down before each, and pools the repetitions (a disturbed repetition
     is dropped when there are four or more). ``outliers`` rejects single runs (host runners, which
-    see every run) with Tukey's IQR fences or the MAD z-score.
+    see every run) with Tukey's IQR fences or the MAD z-score. ``sustained_s`` measures sustained
+    latency: after the warm-up, the model runs continuously for that many seconds before the timed
+    runs (what a watch or a dev kit shows once warm; 0: burst latency). ``op_profiling`` asks the
+    runtime's profiler for per-node times (``Measurement.extra["op_profile"]``).
     """
 
     threads: int | None = None
@@ -65,6 +68,7 @@ class MeasureConfig:
     repetitions: int = 1
     outliers: str = "iqr"
     op_profiling: bool = False
+    sustained_s: float = 0.0
     cool_down: bool = True
     timeout_s: float = 600.0
 
@@ -75,6 +79,7 @@ class MeasureConfig:
                   ("runs", self.runs >= 1, "at least 1"),
                   ("repetitions", self.repetitions >= 1, "at least 1"),
                   ("timeout_s", self.timeout_s > 0, "positive"),
+                  ("sustained_s", self.sustained_s >= 0, "0 or more seconds"),
                   ("outliers", self.outliers in OUTLIER_METHODS, f"one of {', '.join(OUTLIER_METHODS)}"))
         for name, ok, allowed in checks:
             if not ok:
@@ -195,6 +200,8 @@ class DeviceToolRunner(Runner):
     parse, repeat, pool. Subclasses build the command and parse the output."""
 
     tool: ClassVar[str]
+    #: whether ``MeasureConfig.op_profiling`` gives ``extra["op_profile"]`` rows
+    op_profiling: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -223,6 +230,12 @@ class DeviceToolRunner(Runner):
     def parse(self, text: str, source: str) -> tuple[LatencySummary, dict[str, Any]]:
         """Summary in ms for one run of the tool plus extras (init/first ms, delegate info...)."""
 
+    def sustain_command(self, binary: str, remote_model: str, *, threads: int, delegate: str,
+                        config: MeasureConfig) -> list[str] | None:
+        """The argv run right before each repetition to keep the model running for
+        ``config.sustained_s`` seconds, for tools whose own flags cannot (None: not needed)."""
+        return None
+
     def effective_warmup(self, config: MeasureConfig) -> int:
         return config.warmup
 
@@ -237,8 +250,10 @@ class DeviceToolRunner(Runner):
         binary = self.ensure_binary(rt)
         remote_model = self.push_model(path)
         argv = self.build_command(binary, remote_model, threads=threads, delegate=delegate, config=cfg)
+        sustain = self.sustain_command(binary, remote_model, threads=threads, delegate=delegate, config=cfg)
         if mask:
             argv = ["taskset", mask, *argv]
+            sustain = ["taskset", mask, *sustain] if sustain else None
         summaries: list[LatencySummary] = []
         extras: list[dict[str, Any]] = []
         temp_before: float | None = None
@@ -252,7 +267,9 @@ class DeviceToolRunner(Runner):
                 current = self._read_temperature()
             if rep == 0:
                 temp_before = current
-            text = self.run_tool(argv, cfg.timeout_s)
+            if sustain:
+                self.run_tool(sustain, cfg.timeout_s + cfg.sustained_s, parse=False)
+            text = self.run_tool(argv, cfg.timeout_s + cfg.sustained_s)
             summary, extra = self.parse(text, f"{self.tool} on {self.profile.name}")
             if summary.count <= 0:  # very old tools print only the average: trust the request
                 summary = replace(summary, count=cfg.runs)
@@ -268,7 +285,8 @@ class DeviceToolRunner(Runner):
             first_ms=first_extra.pop("first_ms", None), temp_before_c=temp_before,
             temp_after_c=self._read_temperature(), cooldown_s=waited,
             repetitions_rejected=cfg.repetitions - pooled.repetitions,
-            extra={"command": shlex.join(argv), **first_extra},
+            extra={"command": shlex.join(argv), **({"sustain_command": shlex.join(sustain)} if sustain else {}),
+                   **({"sustained_s": cfg.sustained_s} if cfg.sustained_s else {}), **first_extra},
         )
 
     def preflight(self) -> None:
@@ -313,11 +331,12 @@ class DeviceToolRunner(Runner):
         self.transport.push(path, remote)
         return remote
 
-    def run_tool(self, argv: list[str], timeout: float) -> str:
-        """Run the tool; stdout and stderr together (the tools log to stderr)."""
+    def run_tool(self, argv: list[str], timeout: float, parse: bool = True) -> str:
+        """Run the tool; stdout and stderr together (the tools log to stderr). ``parse=False``: a
+        run whose output is not a measurement (sustain), only its exit code is checked."""
         result = self.transport.shell(argv, timeout=timeout)
         text = decode_output(result.stdout or "") + "\n" + decode_output(result.stderr or "")
-        if result.exit_code != 0:
+        if result.exit_code != 0 and parse:
             # Let the parser explain the failure with the tool's own error lines when it can.
             try:
                 self.parse(text, f"{self.tool} on {self.profile.name}")
@@ -327,6 +346,9 @@ class DeviceToolRunner(Runner):
                 f"{self.tool} on {self.profile.name} exited with code {result.exit_code}: "
                 f"{_first_lines(result)} (command: {shlex.join(argv)})"
             )
+        if result.exit_code != 0:
+            raise HwnasError(f"{self.tool} on {self.profile.name} exited with code {result.exit_code}: "
+                             f"{_first_lines(result)} (command: {shlex.join(argv)})")
         return text
 
     def _cool_down(self) -> CoolDownResult:

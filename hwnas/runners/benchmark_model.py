@@ -3,7 +3,7 @@
 Command (``taskset`` only when the profile pins cores)::
 
     taskset MASK BIN --graph=MODEL --num_threads=T --warmup_runs=W --num_runs=N
-        --min_secs=0 --warmup_min_secs=0 --use_xnnpack=true|false [--use_gpu=true]
+        --min_secs=0 --warmup_min_secs=0|S --use_xnnpack=true|false [--use_gpu=true]
         [--use_nnapi=true] [--enable_op_profiling=true]
 
 The ``npu`` delegate takes its flags from the profile's ``[runtimes.tflite.npu]`` table
@@ -13,7 +13,9 @@ or a vendor delegate library through ``--external_delegate_path=LIB
 [--external_delegate_options=key:value;...]`` (Qualcomm's QNN TFLite delegate).
 
 ``--min_secs=0 --warmup_min_secs=0`` make the run counts exact; by default the tool keeps running
-until one second has passed, so the count would depend on the model's speed.
+until one second has passed, so the count would depend on the model's speed. Sustained latency
+(``MeasureConfig.sustained_s``) sets ``--warmup_min_secs`` to that many seconds: the warm-up runs
+continuously that long before the timed runs.
 
 :func:`parse_benchmark_model` reads what the tool prints, as captured from devices
 (``tests/fixtures/real-outputs/``): every generation (``INFO:``-prefixed and bare lines, old
@@ -46,9 +48,11 @@ DELEGATE_FLAGS: dict[str, tuple[str, ...]] = {
 
 
 def benchmark_model_command(binary: str, model: str, *, threads: int, warmup: int, runs: int,
-                            delegate: str, op_profiling: bool = False, npu: Npu | None = None) -> list[str]:
+                            delegate: str, op_profiling: bool = False, npu: Npu | None = None,
+                            sustained_s: float = 0.0) -> list[str]:
     """The ``benchmark_model`` argv for one measurement (no taskset); ``npu`` gives the flags of the
-    ``npu`` delegate."""
+    ``npu`` delegate. ``sustained_s`` > 0 keeps the warm-up running for at least that many seconds
+    (``--warmup_min_secs``) before the timed runs: sustained latency."""
     if delegate == "npu":
         if npu is None:
             raise HwnasError("delegate 'npu' needs the device profile's [runtimes.tflite.npu] table")
@@ -56,7 +60,7 @@ def benchmark_model_command(binary: str, model: str, *, threads: int, warmup: in
     else:
         flags = DELEGATE_FLAGS[delegate]
     argv = [binary, f"--graph={model}", f"--num_threads={threads}", f"--warmup_runs={warmup}",
-            f"--num_runs={runs}", "--min_secs=0", "--warmup_min_secs=0", *flags]
+            f"--num_runs={runs}", "--min_secs=0", f"--warmup_min_secs={sustained_s:g}", *flags]
     if op_profiling:
         argv.append("--enable_op_profiling=true")
     return argv
@@ -68,13 +72,15 @@ class BenchmarkModelRunner(DeviceToolRunner):
     name = "tflite-adb"
     runtime = "tflite"
     tool = "benchmark_model"
+    op_profiling = True
 
     def build_command(self, binary: str, remote_model: str, *, threads: int, delegate: str,
                       config: MeasureConfig) -> list[str]:
         return benchmark_model_command(binary, remote_model, threads=threads, warmup=config.warmup,
                                        runs=config.runs, delegate=delegate,
                                        op_profiling=config.op_profiling,
-                                       npu=self.profile.runtime(self.runtime).npu)
+                                       npu=self.profile.runtime(self.runtime).npu,
+                                       sustained_s=config.sustained_s)
 
     def parse(self, text: str, source: str) -> tuple[LatencySummary, dict[str, Any]]:
         r = parse_benchmark_model(text, source=source)

@@ -113,9 +113,8 @@ class HostRunner(Runner):
     def measure(self, model: str | Path, config: MeasureConfig | None = None, **overrides: Any) -> Measurement:
         cfg = resolve_config(config, overrides)
         path = self._check_model(model)
-        if cfg.op_profiling:
-            raise HwnasError(f"runner {self.name!r} cannot profile single ops in-process; use the "
-                             f"tflite-adb runner (benchmark_model --enable_op_profiling) instead")
+        if cfg.op_profiling and not self.op_profiling:
+            raise HwnasError(self.no_op_profiling)
         delegate = self.profile.runtime(self.runtime).check_delegate(cfg.delegate)
         threads = cfg.threads or self.profile.cpu.default_threads
         th = self.profile.thermal
@@ -125,6 +124,7 @@ class HostRunner(Runner):
         waited = 0.0
         init_ms = first_ms = None
         contended = busy_max = 0
+        op_profile: list[dict[str, Any]] | None = None
         for rep in range(cfg.repetitions):
             if cfg.cool_down:
                 # The host has no temperature reader: a cool-down is the profile's fixed pause.
@@ -133,7 +133,7 @@ class HostRunner(Runner):
             retries = CONTENTION_RETRIES if self._busy_streak < BUSY_STREAK_LIMIT else 0
             for attempt in range(retries + 1):
                 busy = self._other_tasks(threads)
-                times, init, first = self._timed_runs(path, threads, delegate, cfg)
+                times, init, first, op_profile = self._timed_runs(path, threads, delegate, cfg)
                 busy = max(busy, self._other_tasks(threads))
                 busy_max = max(busy_max, busy)
                 if not busy:
@@ -150,26 +150,51 @@ class HostRunner(Runner):
             rejected += dropped
             all_times.extend(times)
         pooled = combine_summaries(reps, reject=cfg.outliers)
+        extra: dict[str, Any] = {"contended_repetitions": contended, "busy_tasks_max": busy_max}
+        if cfg.sustained_s:
+            extra["sustained_s"] = cfg.sustained_s
+        if op_profile is not None:
+            extra["op_profile"] = op_profile
         return measurement_from_summary(
             pooled, runner=self.name, runtime=self.runtime, runtime_version=self.runtime_version(),
             device=self.profile.name, model=path.name, delegate=delegate, threads=threads,
             cpu_mask=None, warmup=cfg.warmup, outliers_rejected=rejected,
             repetitions_rejected=cfg.repetitions - pooled.repetitions, times_ms=tuple(all_times),
-            init_ms=init_ms, first_ms=first_ms, cooldown_s=waited,
-            extra={"contended_repetitions": contended, "busy_tasks_max": busy_max},
+            init_ms=init_ms, first_ms=first_ms, cooldown_s=waited, extra=extra,
         )
 
+    #: whether :meth:`open_profiled` records per-node times (``MeasureConfig.op_profiling``)
+    op_profiling: bool = False
+    #: the error when op profiling is asked of a runner without it
+    no_op_profiling: str = "this runner cannot profile single ops"
+
+    def open_profiled(self, model: Path, threads: int, delegate: str, rng: np.random.Generator
+                      ) -> tuple[Invoke, Callable[[int], list[dict[str, Any]]]]:
+        """Like :meth:`open`, with the runtime's op profiler on; the second callable, given the
+        number of warm-up inferences to leave out, ends profiling and returns one row per node in
+        execution order (``node_type``, ``name``, ``avg_ms``, ``median_ms``, ``count``)."""
+        raise HwnasError(self.no_op_profiling)
+
     def _timed_runs(self, path: Path, threads: int, delegate: str, cfg: MeasureConfig
-                    ) -> tuple[list[float], float, float]:
-        """One repetition: open the model, ``warmup`` untimed and ``runs`` timed inferences.
-        Returns the timed runs (ms), the open time and the first inference's time (ms)."""
+                    ) -> tuple[list[float], float, float, list[dict[str, Any]] | None]:
+        """One repetition: open the model, ``warmup`` untimed inferences, ``sustained_s`` seconds of
+        continuous untimed inference (sustained latency), then ``runs`` timed inferences. Returns
+        the timed runs (ms), the open time, the first inference's time (ms) and, with
+        ``op_profiling``, the per-node rows of the timed runs."""
         rng = np.random.default_rng(self._seed)
         t0 = self._clock_ns()
-        invoke = self.open(path, threads, delegate, rng)
+        finish = None
+        if cfg.op_profiling:
+            invoke, finish = self.open_profiled(path, threads, delegate, rng)
+        else:
+            invoke = self.open(path, threads, delegate, rng)
         init_ms = (self._clock_ns() - t0) / 1e6
         times: list[float] = []
         first_ms = 0.0
+        untimed = 0
         for i in range(cfg.warmup + cfg.runs):
+            if i == cfg.warmup and cfg.sustained_s:
+                untimed += self._sustain(invoke, cfg.sustained_s)
             start = self._clock_ns()
             invoke()
             elapsed_ms = (self._clock_ns() - start) / 1e6
@@ -177,7 +202,18 @@ class HostRunner(Runner):
                 first_ms = elapsed_ms
             if i >= cfg.warmup:
                 times.append(elapsed_ms)
-        return times, init_ms, first_ms
+        rows = finish(cfg.warmup + untimed) if finish is not None else None
+        return times, init_ms, first_ms, rows
+
+    def _sustain(self, invoke: Invoke, seconds: float) -> int:
+        """Run inferences back to back for ``seconds`` (untimed); returns how many ran."""
+        end = self._clock_ns() + int(seconds * 1e9)
+        n = 0
+        while True:
+            invoke()
+            n += 1
+            if self._clock_ns() >= end:
+                return n
 
 
 class TfliteHostRunner(HostRunner):
@@ -191,6 +227,9 @@ class TfliteHostRunner(HostRunner):
 
     name = "tflite-host"
     runtime = "tflite"
+    no_op_profiling = ("runner 'tflite-host' cannot profile single ops: LiteRT's Python interpreter "
+                       "(ai-edge-litert) has no op profiler; profile with --method one-op, or on a "
+                       "device (tflite-adb: benchmark_model --enable_op_profiling)")
 
     def open(self, model: Path, threads: int, delegate: str, rng: np.random.Generator) -> Invoke:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -229,8 +268,34 @@ class OnnxHostRunner(HostRunner):
 
     name = "onnx-host"
     runtime = "onnx"
+    op_profiling = True
 
     def open(self, model: Path, threads: int, delegate: str, rng: np.random.Generator) -> Invoke:
+        return self._open(model, threads, delegate, rng, None)
+
+    def open_profiled(self, model: Path, threads: int, delegate: str, rng: np.random.Generator
+                      ) -> tuple[Invoke, Callable[[int], list[dict[str, Any]]]]:
+        """onnxruntime's own profiler (``SessionOptions.enable_profiling``): a Chrome-trace JSON
+        with one ``Node`` event per executed node and run; read, summarised and deleted."""
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="hwnas-ort-profile-")
+        session_box: list[Any] = []
+        invoke = self._open(model, threads, delegate, rng, (tmp, session_box))
+
+        def finish(skip_runs: int) -> list[dict[str, Any]]:
+            import shutil
+
+            try:
+                trace = Path(session_box[0].end_profiling())
+                return ort_profile_rows(read_ort_trace(trace), skip_runs=skip_runs, source=str(model))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        return invoke, finish
+
+    def _open(self, model: Path, threads: int, delegate: str, rng: np.random.Generator,
+              profiling: tuple[str, list[Any]] | None) -> Invoke:
         import onnxruntime as ort
 
         provider = _ORT_PROVIDERS.get(delegate)
@@ -242,10 +307,15 @@ class OnnxHostRunner(HostRunner):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if profiling is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(profiling[0]) / "ort")
         try:
             session = ort.InferenceSession(str(model), sess_options=options, providers=[provider])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise HwnasError(f"onnxruntime cannot load {model}: {exc}") from None
+        if profiling is not None:
+            profiling[1].append(session)
         feeds = {}
         for inp in session.get_inputs():
             shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in inp.shape)
@@ -255,3 +325,60 @@ class OnnxHostRunner(HostRunner):
                                  f"supported: {', '.join(_ORT_DTYPES)}")
             feeds[inp.name] = random_input(shape, np.dtype(dtype), rng)
         return lambda: session.run(None, feeds)
+
+
+def read_ort_trace(path: str | Path) -> list[dict[str, Any]]:
+    """The events of an onnxruntime profile (a JSON list of Chrome-trace events)."""
+    import json
+
+    from hwnas.io import read_text
+
+    try:
+        events = json.loads(read_text(Path(path), "onnxruntime profile"))
+    except json.JSONDecodeError as exc:
+        raise HwnasError(f"onnxruntime profile {path} is not JSON: {exc}") from None
+    if not isinstance(events, list):
+        raise HwnasError(f"onnxruntime profile {path}: expected a JSON list of events, got "
+                         f"{type(events).__name__}")
+    return events
+
+
+def ort_profile_rows(events: list[dict[str, Any]], *, skip_runs: int = 0,
+                     source: str = "onnxruntime profile") -> list[dict[str, Any]]:
+    """Per-node times of an onnxruntime profile, leaving out the first ``skip_runs`` runs.
+
+    Each ``model_run`` Session event is one inference; the ``Node`` events ending in
+    ``_kernel_time`` inside it are its nodes (durations in microseconds). One row per node name in
+    execution order: ``node_type`` (the ONNX op), ``name`` (the node name without the suffix),
+    ``avg_ms`` (interquartile mean over the runs), ``median_ms`` and ``count`` (runs it executed
+    in); the first row also carries
+    ``run_ms``, the median duration of the whole run.
+    """
+    runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
+                  key=lambda e: e["ts"])[skip_runs:]
+    if not runs:
+        raise HwnasError(f"{source}: the onnxruntime profile holds no model_run event after "
+                         f"{skip_runs} warm-up runs")
+    nodes = sorted((e for e in events if e.get("cat") == "Node"
+                    and str(e.get("name", "")).endswith("_kernel_time")), key=lambda e: e["ts"])
+    starts = np.array([r["ts"] for r in runs])
+    ends = starts + np.array([r["dur"] for r in runs])
+    per: dict[str, list[float]] = {}
+    kind: dict[str, str] = {}
+    for e in nodes:
+        i = int(np.searchsorted(starts, e["ts"], side="right")) - 1
+        if i < 0 or e["ts"] > ends[i]:
+            continue  # a warm-up run's node
+        name = e["name"][: -len("_kernel_time")]
+        per.setdefault(name, []).append(float(e["dur"]) / 1000.0)
+        kind.setdefault(name, str((e.get("args") or {}).get("op_name", "")))
+    if not per:
+        raise HwnasError(f"{source}: the onnxruntime profile holds no node events inside its runs")
+    from scipy.stats import trim_mean
+
+    # avg_ms: the interquartile mean, robust to a run that was preempted and finer than the median
+    # of durations the profiler rounds to whole microseconds
+    rows = [{"node_type": kind[n], "name": n, "avg_ms": float(trim_mean(v, 0.25)),
+             "median_ms": float(np.median(v)), "count": len(v)} for n, v in per.items()]
+    rows[0]["run_ms"] = float(np.median([r["dur"] for r in runs])) / 1000.0
+    return rows

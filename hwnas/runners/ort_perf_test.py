@@ -4,6 +4,9 @@ Command (``taskset`` only when the profile pins cores)::
 
     taskset MASK BIN -m times -r N -x T -e cpu|nnapi|xnnpack|qnn -I MODEL
 
+Sustained latency (``MeasureConfig.sustained_s``) first runs ``BIN -m duration -t S ...`` on the
+same model (the tool's warm-up is one inference, with no duration flag), then the timed command.
+
 ``-I`` feeds random inputs of the model's input shapes (no test-data folder needed). The tool
 always runs exactly one warm-up inference before the timed runs and has no flag to change that,
 so measurements from this runner record ``warmup = 1`` whatever was asked for.
@@ -32,6 +35,14 @@ def ort_perf_test_command(binary: str, model: str, *, threads: int, runs: int,
     return [binary, "-m", "times", "-r", str(runs), "-x", str(threads), "-e", delegate, "-I", model]
 
 
+def ort_perf_test_sustain_command(binary: str, model: str, *, threads: int, seconds: float,
+                                  delegate: str) -> list[str]:
+    """The argv that keeps the model running for ``seconds`` (``-m duration -t``) right before a
+    sustained measurement (the tool has no warm-up duration of its own)."""
+    return [binary, "-m", "duration", "-t", f"{max(1, round(seconds))}", "-x", str(threads),
+            "-e", delegate, "-I", model]
+
+
 class OrtPerfTestRunner(DeviceToolRunner):
     """``onnx-adb``: ``onnxruntime_perf_test`` on an ADB device (or locally via ``local``)."""
 
@@ -43,6 +54,13 @@ class OrtPerfTestRunner(DeviceToolRunner):
                       config: MeasureConfig) -> list[str]:
         return ort_perf_test_command(binary, remote_model, threads=threads, runs=config.runs,
                                      delegate=delegate)
+
+    def sustain_command(self, binary: str, remote_model: str, *, threads: int, delegate: str,
+                        config: MeasureConfig) -> list[str] | None:
+        if not config.sustained_s:
+            return None
+        return ort_perf_test_sustain_command(binary, remote_model, threads=threads,
+                                             seconds=config.sustained_s, delegate=delegate)
 
     def effective_warmup(self, config: MeasureConfig) -> int:
         return ORT_WARMUP_RUNS

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from conftest import SPACE_NAMES, tiny_space
+from conftest_adb import adb_test_key, make_loopback_adbd  # noqa: F401  (fixtures)
 from hwnas.devices.profiles import load_profile
 from hwnas.devices.transport import LocalTransport, ShellResult
 from hwnas.errors import HwnasError
@@ -262,6 +264,7 @@ def test_sustained_flags_reach_the_device_tools(tmp_path):
     assert m.extra["sustain_command"].endswith(tool[0][-1]) and "-m duration -t 20" in m.extra["sustain_command"]
 
 
+@pytest.mark.slow
 def test_sustained_runs_through_the_fake_tools(tmp_path):
     """The real command lines run by the fake benchmark tools through LocalTransport: the sustain
     really lasts (the fake tools honour --warmup_min_secs and -m duration -t)."""
@@ -309,6 +312,7 @@ fixed_pause_s = 0.0
         assert m.runs == 3 and m.extra["sustained_s"] == 1.0
 
 
+@pytest.mark.slow
 def test_sustained_table_is_another_file_and_target(tmp_path, monkeypatch, capsys):
     """End to end on the host: profile --sustained writes its own table; calibrate / validate /
     show reach it only with --sustained; its end-to-end measurements are sustained too."""
@@ -341,3 +345,59 @@ def test_sustained_table_is_another_file_and_target(tmp_path, monkeypatch, capsy
     with pytest.raises(HwnasError, match="holds sustained latency after 0.05s, not burst latency"):
         load_table("host", s, "onnx", tmp_path / "t")
     assert table_path("host", "mbv2", "onnx", tmp_path, sustained_s=30).name == "mbv2-onnx-sustained30s.json"
+
+
+@pytest.mark.slow
+def test_sustained_and_op_profiles_over_loopback_adb(tmp_path, tflite_subnet, make_loopback_adbd,  # noqa: F811
+                                                     adb_test_key):
+    """Over a real ADB connection (the loopback adbd) to the fake benchmark tools: the sustain
+    flags reach both tools and really last; the fake benchmark_model's op profile, one row for the
+    whole graph as a delegate prints it, is refused for a trace with a one-line error."""
+    from test_runners import FAKE_BENCHMARK_MODEL, FAKE_ORT_PERF_TEST
+
+    dev = make_loopback_adbd(sandbox=tmp_path / "device")
+    bins = tmp_path / "device" / "hwnas" / "bin"
+    bins.mkdir(parents=True)
+    for name, tool in (("benchmark_model", FAKE_BENCHMARK_MODEL), ("onnxruntime_perf_test", FAKE_ORT_PERF_TEST)):
+        (bins / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" "{tool}" "$@"\n')
+        (bins / name).chmod(0o755)
+    toml = tmp_path / "loopback.toml"
+    toml.write_text(f"""
+name = "loopback"
+human_name = "Loopback ADB device (test)"
+kind = "devkit"
+soc = "host CPU"
+abi = "native"
+remote_work_dir = "/data/local/tmp/hwnas"
+[connection]
+transport = "adb-shell"
+host = "127.0.0.1"
+port = {dev.port}
+[cpu]
+default_threads = 1
+cores = "all"
+[runtimes.tflite]
+delegates = ["xnnpack", "cpu"]
+binary = "/data/local/tmp/hwnas/bin/benchmark_model"
+[runtimes.onnx]
+delegates = ["cpu"]
+binary = "/data/local/tmp/hwnas/bin/onnxruntime_perf_test"
+[thermal]
+source = "none"
+fixed_pause_s = 0.0
+""")
+    profile = load_profile(toml)
+    s, genes, tfl = tflite_subnet
+    onnx = SubnetModelCache(s, "onnx", tmp_path / "subnets").get(genes)
+    for runtime, path, flag in (("tflite", tfl, "--warmup_min_secs=1"), ("onnx", onnx, "-m duration -t 1")):
+        transport = profile.open_transport(key_path=adb_test_key, attempts=2, base_delay=0.01, max_delay=0.02)
+        runner = create_runner(f"{runtime}-adb", profile, transport)
+        t0 = time.perf_counter()
+        m = runner.measure(path, runs=3, warmup=1, sustained_s=1.0, cool_down=False)
+        assert time.perf_counter() - t0 >= 1.0, runtime
+        assert flag in (m.extra.get("sustain_command") or m.extra["command"]) and m.extra["sustained_s"] == 1.0
+    runner = create_runner("tflite-adb", profile, profile.open_transport(key_path=adb_test_key))
+    m = runner.measure(tfl, runs=3, warmup=1, op_profiling=True, cool_down=False)
+    assert [r["node_type"] for r in m.extra["op_profile"]] == ["Invoke"]
+    with pytest.raises(HwnasError, match="no profiled node names an op of the subnet \\(node types: Invoke\\)"):
+        trace_entries(s, [genes], [m.center_ms], [m.extra["op_profile"]], runs=3)

@@ -265,6 +265,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hwnas.ranking.commands",
     "hwnas.devices.commands",
     "hwnas.latency.commands",
+    "hwnas.interop.commands",
     "hwnas.search.commands",
     "hwnas.quickstart",
     "hwnas.deploy.commands",

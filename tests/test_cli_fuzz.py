@@ -53,6 +53,35 @@ def _cases() -> dict[str, list[tuple[str, list[str]]]]:
             ("too few op names", ["-s", "fbnet", "-g", "k3_e1,skip"]),
             ("op index out of range", ["-s", "fbnet", "-g", ",".join(["skip"] * 21 + ["9"])]),
         ],
+        "arch export": [
+            ("wrong type", ["-s", "mbv2", "-g", "a,b"]),
+            ("negative", ["-s", "mbv2", "-g", ",".join(["-1"] * 21)]),
+            ("space it has no writer for", ["-s", "shufflenetv2", "-g", "@{GENES_SHUFFLE}"]),
+            ("no space", ["-g", g21]),
+            ("unknown format", ["-f", "nope", "-s", "mbv2", "-g", g21]),
+            ("file of another space", ["-s", "mbv2", "-g", "@{GENES_SHUFFLE}"]),
+            ("non-UTF-8 file", ["-g", "@{LATIN1}"]),
+            ("nan", ["-s", "mbv2", "-g", g21, "--width", "nan"]),
+            ("zero", ["-s", "mbv2", "-g", g21, "--resolution", "0"]),
+            ("huge", ["-s", "mbv2", "-g", g21, "--num-classes", "1000000000"]),
+            ("read-only out", ["-s", "mbv2", "-g", g21, "-o", READ_ONLY]),
+            ("folder out", ["-s", "mbv2", "-g", g21, "-o", "{FOLDER}"]),
+        ],
+        "arch import": [
+            ("non-UTF-8 file", ["{LATIN1}"]),
+            ("folder", ["{FOLDER}"]),
+            ("JSON list", ["{JSON_LIST}"]),
+            ("unknown format", ["-f", "nope", "{NETCONFIG}"]),
+            ("unknown block type", ["{NETCONFIG_BADBLOCK}"]),
+            ("layout of no width", ["{NETCONFIG_BADCHANNELS}"]),
+            ("space of another network", ["{NETCONFIG}", "-s", "mbv2"]),
+            ("width that does not fit", ["{NETCONFIG}", "--width", "0.5"]),
+            ("nan", ["{NETCONFIG}", "--width", "nan"]),
+            ("zero", ["{NETCONFIG}", "--resolution", "0"]),
+            ("huge", ["{NETCONFIG}", "--num-classes", "1000000000"]),
+            ("read-only out", ["{NETCONFIG}", "-o", READ_ONLY]),
+            ("folder out", ["{NETCONFIG}", "-o", "{FOLDER}"]),
+        ],
         "bundle": [
             ("non-UTF-8 file", ["--checkpoint", "{LATIN1}", "--out", "{OUT}"]),
             ("folder", ["--checkpoint", "{FOLDER}", "--out", "{OUT}"]),
@@ -129,6 +158,23 @@ def _cases() -> dict[str, list[tuple[str, list[str]]]]:
             ("file of another space", ["-d", "host", "-s", "shufflenetv2", "--tables-dir", "{TABLES_SWAPPED}"]),
             ("negative sustained", ["-d", "host", "--sustained", "-5"]),
             ("no sustained table", ["-d", "host", "--sustained", "30", "--tables-dir", "{FOLDER}"]),
+        ],
+        "lut import": [
+            ("non-UTF-8 file", ["{LATIN1}", "-d", "x", "--tables-dir", "{OUT}"]),
+            ("folder", ["{FOLDER}", "-d", "x", "--tables-dir", "{OUT}"]),
+            ("not a mapping", ["{JSON_LIST}", "-d", "x", "--tables-dir", "{OUT}"]),
+            ("unknown key type", ["{LUT_BADKEY}", "-d", "x", "--tables-dir", "{OUT}"]),
+            ("missing keys", ["{LUT_MISSING}", "-d", "x", "--tables-dir", "{OUT}"]),
+            ("nan mean", ["{LUT_NAN}", "-d", "x", "--tables-dir", "{OUT}"]),
+            ("space of other keys", ["{LUT}", "-d", "x", "-s", "mbv2", "--tables-dir", "{OUT}"]),
+            ("two files of one resolution", ["{LUT}", "{LUT}", "-d", "x", "--tables-dir", "{OUT}"]),
+            ("unknown format", ["{LUT}", "-f", "nope", "-d", "x", "--tables-dir", "{OUT}"]),
+            ("not a device name", ["{LUT}", "-d", "../x", "--tables-dir", "{OUT}"]),
+            ("nan", ["{LUT}", "-d", "x", "--width", "nan", "--tables-dir", "{OUT}"]),
+            ("zero", ["{LUT}", "-d", "x", "--threads", "0", "--tables-dir", "{OUT}"]),
+            ("huge", ["{LUT}", "-d", "x", "--num-classes", "1000000000", "--tables-dir", "{OUT}"]),
+            ("read-only tables", ["{LUT}", "-d", "x", "--tables-dir", READ_ONLY]),
+            ("file for tables", ["{LUT}", "-d", "x", "--tables-dir", "{A_FILE}"]),
         ],
         "lut show": [
             ("unknown device", ["-d", "nope"]),
@@ -328,6 +374,31 @@ def files(tmp_path_factory) -> dict[str, Path]:
     f["QS_LIST"] = root / "qs"
     f["QS_LIST"].mkdir()
     (f["QS_LIST"] / "quickstart.json").write_text("[1, 2]", encoding="utf-8")
+    # Once-for-All files (tests/fixtures/ofa): a published net.config and lookup table, and broken copies
+    import yaml
+
+    ofa_dir = Path(__file__).resolve().parent / "fixtures" / "ofa"
+    net = json.loads((ofa_dir / "note10_lat-8ms_top1-71.4_finetune-25" / "net.config").read_text())
+    f["NETCONFIG"] = root / "net.config"
+    f["NETCONFIG"].write_text(json.dumps(net))
+    bad = json.loads(json.dumps(net))
+    bad["blocks"][3]["mobile_inverted_conv"]["name"] = "DepthConvLayer"
+    f["NETCONFIG_BADBLOCK"] = root / "badblock.config"
+    f["NETCONFIG_BADBLOCK"].write_text(json.dumps(bad))
+    bad = json.loads(json.dumps(net))
+    bad["blocks"][4]["mobile_inverted_conv"]["out_channels"] = 48
+    f["NETCONFIG_BADCHANNELS"] = root / "badchannels.config"
+    f["NETCONFIG_BADCHANNELS"].write_text(json.dumps(bad))
+    lut_text = (ofa_dir / "note10_224_lookup_table.yaml").read_text()
+    f["LUT"] = root / "lut.yaml"
+    f["LUT"].write_text(lut_text)
+    lut = yaml.safe_load(lut_text)
+    f["LUT_BADKEY"] = root / "badkey.yaml"
+    f["LUT_BADKEY"].write_text(yaml.safe_dump({**lut, "Squeeze-input:1x1x8-output:1x1x8": {"mean": 1.0}}))
+    f["LUT_MISSING"] = root / "missing.yaml"
+    f["LUT_MISSING"].write_text(yaml.safe_dump({k: v for k, v in lut.items() if "56x56x32" not in k}))
+    f["LUT_NAN"] = root / "nan.yaml"
+    f["LUT_NAN"].write_text(lut_text.replace("mean: 0.994418", "mean: .nan", 1))
     shuffle = tiny_space("shufflenetv2", resolution=16)
     f["GENES_SHUFFLE"] = root / "shuffle-genes.json"
     f["GENES_SHUFFLE"].write_text(json.dumps({"space": shuffle.config(), "genes": list(shuffle.smallest())}))

@@ -184,6 +184,12 @@ def test_trace_profile_on_host_fills_the_whole_space(tmp_path):
     s = tiny_space("mbv2", resolution=16)
     host = load_profile("host")
     cfg = ProfileConfig(runtime="onnx", method="trace", warmup=2, runs=10, rounds=2, cool_down=False, canary=False)
+    from hwnas.latency.profile import plan_profile
+
+    plan = plan_profile(host, s, ProfileConfig(runtime="onnx"), tmp_path / "t")  # --dry-run: auto is trace here
+    assert plan.method == "trace" and plan.subnets == cover_subnets(s) and len(plan.keys) == len(space_ops(s))
+    one_op = plan_profile(host, s, ProfileConfig(runtime="tflite"), tmp_path / "t")
+    assert one_op.method == "one-op" and one_op.subnets == []
     seen = []
     table = profile_device(host, s, cfg, tables_dir=tmp_path / "t", cache=OpModelCache("onnx", tmp_path / "c" / "ops"),
                            on_progress=lambda k, d, n: seen.append((d, n)))

@@ -96,8 +96,10 @@ def register(app: typer.Typer) -> None:
 
             for name in device:
                 plan = plan_profile(load_profile(name), sp, cfg, tables_dir)
-                t = Table(title=f"{name}: {len(plan.keys)} keys to measure ({plan.measured} already in {plan.table}), "
-                                f"estimated {plan.estimate_s / 60:.1f} min")
+                how = (f"from op-level traces of {len(plan.subnets)} whole subnets" if plan.method == "trace"
+                       else "one model per key")
+                t = Table(title=f"{name}: {len(plan.keys)} keys to measure {how} ({plan.measured} already in "
+                                f"{plan.table}), estimated {plan.estimate_s / 60:.1f} min")
                 t.add_column("#")
                 t.add_column("key", overflow="fold")
                 for i, k in enumerate(plan.keys):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,9 @@ class ProfilePlan:
     keys: list[str]
     measured: int
     estimate_s: float
+    method: str = "one-op"
+    #: the whole subnets a trace profile would export and measure (empty for one-op)
+    subnets: list[tuple[int, ...]] = field(default_factory=list)
 
 
 def plan_profile(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfig,
@@ -144,8 +147,23 @@ def plan_profile(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfig,
     todo = table.unfinished(ops, cfg.rounds) if table is not None else list(ops)
     if cfg.max_keys is not None:
         todo = todo[: cfg.max_keys]
-    cache = cache or OpModelCache(cfg.runtime, precision=cfg.precision)
     threads = cfg.threads or profile.cpu.default_threads
+    from hwnas.latency.trace import cover_subnets, resolve_method
+    from hwnas.runners.registry import default_runner_name, runner_class
+
+    method = resolve_method(cfg.method, runner_class(default_runner_name(profile, spec.name, cfg.precision)),
+                            table, cfg.max_keys)
+    if method == "trace":
+        subnets = cover_subnets(space) if todo else []
+        est = 0.0
+        for g in subnets:
+            layer_ops = space.layers(g)
+            per_run = sum(op_costs(o).macs for o in layer_ops) / (_EST_MACS_PER_S * threads) + 1e-4
+            est += 2 * (cfg.warmup + cfg.runs) * cfg.repetitions * cfg.rounds * per_run
+            est += spec.export_estimate_s.get(cfg.precision, 2.0) * len(layer_ops)
+            est += 2 * cfg.sustained_s * cfg.repetitions * cfg.rounds
+        return ProfilePlan(profile.name, path, todo, len(measured), est, method, subnets)
+    cache = cache or OpModelCache(cfg.runtime, precision=cfg.precision)
     est = 0.0
     for k in todo:
         left = cfg.rounds - (table.rounds_done(k) if table is not None else 0)
@@ -153,6 +171,7 @@ def plan_profile(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfig,
         est += (cfg.warmup + cfg.runs) * cfg.repetitions * left * per_run
         est += 0.0 if cache.cached(k) else spec.export_estimate_s.get(cfg.precision, 2.0)
         est += profile.thermal.fixed_pause_s * cfg.repetitions * left if cfg.cool_down else 0.0
+        est += cfg.sustained_s * cfg.repetitions * left
     return ProfilePlan(profile.name, path, todo, len(measured), est)
 
 

@@ -75,7 +75,8 @@ def resolve_method(method: str, runner: Any, existing: LatencyTable | None = Non
         return "one-op"
     from hwnas.runners.host import HostRunner
 
-    return "trace" if isinstance(runner, HostRunner) and runner.op_profiling else "one-op"
+    cls = runner if isinstance(runner, type) else type(runner)  # a runner or its class (--dry-run)
+    return "trace" if issubclass(cls, HostRunner) and cls.op_profiling else "one-op"
 
 
 def cover_subnets(space: SearchSpace, resolution: int | None = None) -> list[tuple[int, ...]]:

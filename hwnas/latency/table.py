@@ -119,7 +119,11 @@ def load_table(device: str, space: SearchSpace, runtime: str, root: str | Path |
     ``root``, or by default the first of your tables folder and the shipped
     ``hwnas/latency_tables/`` that has it; checked to belong to them (and to the same latency
     target: burst, or sustained after ``sustained_s`` seconds)."""
-    table = LatencyTable.load(find_table(device, space.name, runtime, root, precision, sustained_s))
+    path = find_table(device, space.name, runtime, root, precision, sustained_s)
+    if sustained_s and not path.exists():
+        raise HwnasError(f"latency table {path} does not exist (run `hwnas profile --device {device} "
+                         f"--space {space.name} --sustained {sustained_s:g}` to build it)")
+    table = LatencyTable.load(path)
     table.check_compatible(space=space, runtime=runtime, precision=precision)
     have = float(table.metadata.get("sustained_s") or 0.0)
     if have != float(sustained_s or 0.0):

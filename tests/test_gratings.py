@@ -44,7 +44,7 @@ def test_the_dominant_orientation_is_the_label():
 
 
 def test_registered_splits_sizes_and_channels():
-    assert "gratings" in dataset_names()
+    assert "gratings[:test=N]" in dataset_names()
     d = load_data("gratings", resolution=16)
     assert d.labels()[:2] == ("0deg", "18deg") and d.mean == (0.5,) * 3
     assert d.num_classes == 10 and d.sizes() == {"train": 12000, "train-clean": 12000,
@@ -73,3 +73,21 @@ def test_fine_variant_has_40_classes_and_leaves_the_10_class_images_unchanged():
     d = load_data("gratings-fine", resolution=16)
     assert d.num_classes == 40 and d.name == "gratings-fine" and d.labels()[:2] == ("0deg", "4.5deg")
     assert d.test.targets[:8] == G.generate(8, resolution=16, seed=0, split_id=2, spec=fine)[1].tolist()
+
+
+def test_a_larger_test_split_is_an_option_that_extends_the_default_one():
+    from hwnas.data.registry import training_identity
+
+    d = load_data("gratings-fine", resolution=16)
+    big = load_data("gratings-fine:test=5000", resolution=16)
+    assert big.sizes() == dict(d.sizes(), test=5000) and big.name == "gratings-fine:test=5000"
+    assert big.test.targets[:4000] == d.test.targets  # the default test images come first
+    assert np.array_equal(big.test[3999][0].numpy(), d.test[3999][0].numpy())
+    assert np.array_equal(big.train[7][0].numpy(), d.train[7][0].numpy())  # training images unchanged
+    assert big.search_val.targets == d.search_val.targets
+    assert training_identity("gratings-fine:test=5000") == "gratings-fine"
+    assert training_identity("imagefolder:/x") == "imagefolder:/x"
+    assert "gratings-fine[:test=N]" in dataset_names()
+    for bad in ("test=10", "test=abc", "train=5000", "test=999999"):
+        with pytest.raises(Exception, match=rf"takes no ':' argument other than test=N .*gratings-fine:{bad}"):
+            load_data(f"gratings-fine:{bad}", resolution=16)

@@ -1,6 +1,7 @@
 """Ground-truth files and ``hwnas rank-check --ground-truth``: build (resumable), round trip,
 refusals (bad files; another space, width, resolution or dataset), scoring a tiny supernet, --json."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -170,6 +171,7 @@ def test_rank_check_scores_a_supernet_against_the_truth(truth_file, checkpoint, 
     (lambda d: d["space"].update(resolution=32), "resolution 32"),
     (lambda d: d["space"].update(name="shufflenetv2"), "name 'shufflenetv2'"),
     (lambda d: d["data"].update(name="digits"), "trained on 'gratings'"),
+    (lambda d: d["data"].update(name="gratings-fine:test=20000"), "trained on .gratings."),
     (lambda d: d["data"].update(split_seed=3), "split seed 3"),
 ])
 def test_rank_check_refuses_a_truth_of_another_setting(truth_file, checkpoint, tmp_path, capsys, edit, match):
@@ -195,3 +197,11 @@ def test_rank_check_refuses_a_truth_of_another_setting(truth_file, checkpoint, t
 def test_json_without_ground_truth_is_refused(checkpoint, capsys):
     code, _, err = run_cli(["rank-check", "--checkpoint", str(checkpoint), "--json"], capsys)
     assert code == 2 and "--json needs --ground-truth" in err
+
+
+def test_a_truth_measured_on_a_larger_test_split_fits_the_plain_dataset(truth_file):
+    gt = load_ground_truth(truth_file)
+    big = dataclasses.replace(gt, data=dict(gt.data, name="gratings:test=20000"))
+    big.check_compatible(gt.space, "gratings", 0, "checkpoint c")  # same training images: accepted
+    with pytest.raises(HwnasError, match="trained on 'gratings-fine'"):
+        big.check_compatible(gt.space, "gratings-fine", 0, "checkpoint c")

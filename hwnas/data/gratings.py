@@ -25,6 +25,10 @@ on any machine. The splits are held in memory, already normalised (fixed constan
 generator). No augmentation: a training's only randomness is its seed (weights, data order).
 
 Sizes: 12,000 train, 2,000 search-val, 4,000 test (one test image = 0.025 accuracy points).
+``gratings:test=N`` / ``gratings-fine:test=N`` generate a test split of ``N`` images instead
+(``TEST_RANGE``); its first 4,000 are the default test images (chunks are drawn independently), and
+the training and search-val images are unchanged, so a supernet trained on ``gratings-fine`` is
+scored against a ground truth measured on ``gratings-fine:test=N``.
 
 ``gratings-fine``: the same generator with **40** classes (4.5 degrees apart, same +- 20 % jitter),
 periods from 2.4 px to the whole image, clearer class gratings (contrast 0.2-0.5), a weaker
@@ -44,9 +48,12 @@ import torch
 
 from hwnas.data.base import DataSplits, ImageSplit
 from hwnas.data.registry import register_dataset
+from hwnas.errors import HwnasError
 
 GRATINGS_SEED = 20_231_202
 SIZES = {"train": 12_000, "search_val": 2_000, "test": 4_000}
+#: allowed sizes of a larger test split (``gratings:test=N``)
+TEST_RANGE = (1_000, 200_000)
 NUM_CLASSES = 10  # orientations of the class grating, 18 degrees apart
 NOISE_STD = 0.06
 CHUNK = 1000
@@ -152,30 +159,48 @@ def _split(n: int, seed: int, split_id: int, resolution: int, in_channels: int,
     return _GratingSource(x.contiguous(), labels.tolist())
 
 
-def _build(name: str, resolution: int, in_channels: int, split_seed: int) -> DataSplits:
+def parse_test_arg(name: str, arg: str | None) -> int:
+    """The test-split size of ``name[:test=N]`` (the default without an argument)."""
+    if arg is None:
+        return SIZES["test"]
+    key, _, value = arg.partition("=")
+    lo, hi = TEST_RANGE
+    try:
+        n = int(value) if key.strip() == "test" else None
+    except ValueError:
+        n = None
+    if n is None or not lo <= n <= hi:
+        raise HwnasError(f"dataset {name!r} takes no ':' argument other than test=N (N test images, "
+                         f"an integer {lo}-{hi}); got {name}:{arg}")
+    return n
+
+
+def _build(name: str, resolution: int, in_channels: int, split_seed: int,
+           arg: str | None = None) -> DataSplits:
     spec = SPECS[name]
+    sizes = dict(SIZES, test=parse_test_arg(name, arg))
     parts = {split: _split(n, split_seed, k, resolution, in_channels, spec)
-             for k, (split, n) in enumerate(SIZES.items())}
+             for k, (split, n) in enumerate(sizes.items())}
 
     def split(key: str) -> ImageSplit:
         src = parts[key]
         return ImageSplit(src, range(len(src)), None, src.targets)
 
     step = 180 / spec.num_classes
-    return DataSplits(name=name, num_classes=spec.num_classes, resolution=resolution,
+    return DataSplits(name=name if arg is None else f"{name}:{arg}", num_classes=spec.num_classes, resolution=resolution,
                       in_channels=in_channels, train=split("train"), train_clean=split("train"),
                       search_val=split("search_val"), test=split("test"),
                       class_names=tuple(f"{step * k:g}deg" for k in range(spec.num_classes)),
                       mean=(MEAN / 255.0,) * in_channels, std=(STD / 255.0,) * in_channels)
 
 
-@register_dataset("gratings")
+@register_dataset("gratings", test_arg="test=N")
 def build_gratings(*, resolution: int, in_channels: int, root: Path | None, download: bool,
                    split_seed: int, arg: str | None) -> DataSplits:
-    return _build("gratings", resolution, in_channels, split_seed)
+    return _build("gratings", resolution, in_channels, split_seed, arg)
 
 
-@register_dataset("gratings-fine")
+@register_dataset("gratings-fine", test_arg="test=N")
 def build_gratings_fine(*, resolution: int, in_channels: int, root: Path | None, download: bool,
                         split_seed: int, arg: str | None) -> DataSplits:
-    return _build("gratings-fine", resolution, in_channels, split_seed)
+    return _build("gratings-fine", resolution, in_channels, split_seed, arg)

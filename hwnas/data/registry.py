@@ -1,7 +1,8 @@
 """Registry of datasets by name: one factory, :func:`load_data` (timm-style).
 
-A name is ``digits``, ``fake``, ``cifar10``, ``cifar100`` or ``imagefolder:PATH``; the part after
-``:`` is passed to the builder as ``arg``.
+A name is ``digits``, ``fake``, ``cifar10``, ``cifar100``, ``imagefolder:PATH``, ``gratings`` or
+``gratings-fine`` (these two take an optional ``:test=N``, a larger generated test split); the part
+after ``:`` is passed to the builder as ``arg``.
 """
 
 from __future__ import annotations
@@ -14,23 +15,43 @@ from hwnas.errors import HwnasError
 
 Builder = Callable[..., DataSplits]
 _DATASETS: dict[str, tuple[Builder, bool]] = {}
+#: datasets whose optional ``:ARG`` only changes the test split (name -> how users write it)
+_TEST_ONLY_ARG: dict[str, str] = {}
 
 
-def register_dataset(name: str, *, takes_arg: bool = False) -> Callable[[Builder], Builder]:
+def register_dataset(name: str, *, takes_arg: bool = False,
+                     test_arg: str | None = None) -> Callable[[Builder], Builder]:
     """Decorator: make ``builder(resolution=, in_channels=, root=, download=, split_seed=, arg=)``
-    available as ``name`` (``name:ARG`` when ``takes_arg``)."""
+    available as ``name`` (``name:ARG`` when ``takes_arg``). ``test_arg`` (e.g. ``"test=N"``)
+    registers an *optional* ``:ARG`` that changes only the test split, so the training and
+    search-val images of ``name:ARG`` are those of ``name`` (see :func:`training_identity`)."""
 
     def deco(fn: Builder) -> Builder:
         _DATASETS[name] = (fn, takes_arg)
+        if test_arg:
+            _TEST_ONLY_ARG[name] = test_arg
+        else:
+            _TEST_ONLY_ARG.pop(name, None)
         return fn
 
     return deco
 
 
 def dataset_names() -> list[str]:
-    """Names as users type them (``imagefolder:PATH``), sorted (not in import order)."""
+    """Names as users type them (``imagefolder:PATH``, ``gratings[:test=N]``), sorted."""
     _load_builtin()
-    return [f"{n}:PATH" if arg else n for n, (_, arg) in sorted(_DATASETS.items())]
+    out = []
+    for n, (_, arg) in sorted(_DATASETS.items()):
+        out.append(f"{n}:PATH" if arg else f"{n}[:{_TEST_ONLY_ARG[n]}]" if n in _TEST_ONLY_ARG else n)
+    return out
+
+
+def training_identity(spec: str) -> str:
+    """The dataset a model trained on ``spec`` has seen: ``spec`` without an argument that only
+    changes the test split (``gratings-fine:test=20000`` -> ``gratings-fine``)."""
+    _load_builtin()
+    name, _, arg = spec.partition(":")
+    return name if arg and name in _TEST_ONLY_ARG else spec
 
 
 def load_data(spec: str, *, resolution: int, in_channels: int = 3, root: str | Path | None = None,
@@ -48,7 +69,7 @@ def load_data(spec: str, *, resolution: int, in_channels: int = 3, root: str | P
     builder, takes_arg = entry
     if takes_arg and not arg:
         raise HwnasError(f"dataset {name!r} needs a path: use {name}:PATH")
-    if not takes_arg and arg:
+    if not takes_arg and arg and name not in _TEST_ONLY_ARG:
         raise HwnasError(f"dataset {name!r} takes no ':' argument (got {spec!r}); "
                          f"allowed: {', '.join(dataset_names())}")
     if resolution < 8:

@@ -123,7 +123,11 @@ class GroundTruth:
                     f"ground truth {where} is for {self.describe()} ({key} {a!r}); {source} has "
                     f"{key} {b!r}: score a supernet of the same space, width, resolution and dataset, "
                     f"or build a ground truth for it with tools/rank_truth.py")
-        if data_name != self.data.get("name"):
+        from hwnas.data.registry import training_identity
+
+        # a ground truth measured on a larger test split (gratings-fine:test=N) fits supernets
+        # trained on the plain dataset: the option changes only the test images
+        if training_identity(str(data_name)) != training_identity(str(self.data.get("name"))):
             raise HwnasError(
                 f"ground truth {where} is for {self.describe()}; {source} was trained on "
                 f"{data_name!r}: score a supernet trained on {self.data.get('name')!r}, or build a "

@@ -422,3 +422,68 @@ def test_cli_fit_n_and_validate_measure_on_the_device(setup, tmp_path, capsys, m
     assert len(held) == 20 and not {tuple(g) for g in held} & {tuple(g) for g in fit}
     scores = json.loads(out)
     assert set(scores) == {"table-sum", "hybrid"} and scores["hybrid"]["n"] == 20
+
+
+def test_cli_round_trip_on_measured_host_latencies(tmp_path, capsys, monkeypatch):
+    """Real measurements (the host's end-to-end store shipped with its LiteRT table) written to CSV,
+    every predictor fitted through `lut fit --from-csv`, scored through `lut validate --from-csv
+    --json` on a held-out CSV: the command's figures are those of the same predictors fitted and
+    scored in memory (the files lose nothing), and on these additive host latencies the calibrated
+    table sum and the hybrid keep >= 90 % of held-out subnets within +-10 %."""
+    from hwnas.latency.predictors.fitting import context_for, e2e_store_path, store_measurements
+    from hwnas.spaces import create_space
+
+    monkeypatch.setenv("HWNAS_TABLES_DIR", str(tmp_path / "tables"))  # yours: empty; the shipped table is read
+    space = create_space("mbv2", width=0.35, resolution=32, num_classes=10)
+    m = store_measurements(e2e_store_path("host", space, "tflite", existing=True), "shipped")
+    assert len(m) >= 100
+    fit, held = m.subset(range(60)), m.subset(range(60, len(m)))
+    write_csv(tmp_path / "fit.csv", fit)
+    write_csv(tmp_path / "held.csv", held)
+    args = ["--device", "host", "--space", "mbv2", "--width", "0.35", "--resolution", "32", "--num-classes", "10"]
+    code, out, err = run_cli(["lut", "fit", *args, "--from-csv", str(tmp_path / "fit.csv"), "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert list(doc["predictors"]) == predictor_names() and doc["skipped"] == {} and doc["source"] == "csv:fit.csv"
+    code, out, err = run_cli(["lut", "validate", *args, "--from-csv", str(tmp_path / "held.csv"), "--json"], capsys)
+    assert code == 0, err
+    scores = json.loads(out)
+    ctx = context_for("host", space, "tflite")
+    assert ctx.table is not None and ctx.table.path.parent.parent != tmp_path / "tables"  # the shipped table
+    assert len(list((tmp_path / "tables" / "host").glob("mbv2-tflite.mbv2@w0.35r32.predictor.*.json"))) == 7
+    again = fit_in_memory(predictor_names(), fit, ctx)
+    for name in predictor_names():
+        s = scores[name]
+        assert s["n"] == len(held) and s["fitted_on"] == 60
+        assert set(s) >= {"n", "mape", "within_5", "within_10", "kendall_tau", "spearman"}
+        want = score(again[name](np.asarray(held.genes)), held.latency_ms)
+        assert s["mape"] == pytest.approx(want["mape"], rel=1e-9) and s["within_10"] == want["within_10"], name
+        assert s["kendall_tau"] == pytest.approx(want["kendall_tau"], rel=1e-9)
+    assert scores["table-sum"]["within_10"] >= 0.9 and scores["hybrid"]["within_10"] >= 0.9
+    assert scores["table-sum"]["mape"] < scores["physical"]["mape"]
+
+
+def test_curve_bench_reads_a_store_by_its_name():
+    """tools/bench/predictor_curves.py: space, width, resolution, runtime and the table come from
+    the end-to-end store's name and folder (num_classes from the table); figures as JSON."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hwnas.latency.table import default_table_dir
+
+    root = Path(__file__).resolve().parents[1]
+    store = default_table_dir() / "host" / "shufflenetv2-tflite.shufflenetv2@w0.35r32.e2e.json"
+    proc = subprocess.run([sys.executable, str(root / "tools" / "bench" / "predictor_curves.py"), "--measurements",
+                           str(store), "--sizes", "10", "--repeats", "1", "--json"], capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (c,) = json.loads(proc.stdout)
+    assert (c["space"], c["width"], c["resolution"], c["runtime"]) == ("shufflenetv2", 0.35, 32, "tflite")
+    assert c["measurements"] >= 100 and c["held_out"] == 32 and c["skipped"] == {}
+    got = {p["predictor"]: p for p in c["points"]}
+    assert set(got) == set(predictor_names()) and all(p["n_fit"] == 10 for p in got.values())
+    assert got["table-sum"]["within_10"] >= 0.9
+    proc = subprocess.run([sys.executable, str(root / "tools" / "bench" / "predictor_curves.py"), "--measurements",
+                           str(store.with_name("odd.e2e.json"))], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "not an end-to-end store name" in proc.stderr

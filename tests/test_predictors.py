@@ -487,3 +487,20 @@ def test_curve_bench_reads_a_store_by_its_name():
     proc = subprocess.run([sys.executable, str(root / "tools" / "bench" / "predictor_curves.py"), "--measurements",
                            str(store.with_name("odd.e2e.json"))], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "not an end-to-end store name" in proc.stderr
+
+
+def test_curve_bench_store_names():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "predictor_curves", Path(__file__).resolve().parents[1] / "tools" / "bench" / "predictor_curves.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    s = bench.parse_store_name(Path("t/lab/ofa-mbv3-tflite-int8.ofa-mbv3@w1.2r224.e2e.json"))
+    assert (s["device"], s["space"], s["width"], s["resolution"], s["runtime"], s["precision"]) == \
+        ("lab", "ofa-mbv3", 1.2, 224, "tflite", "int8")
+    s = bench.parse_store_name(Path("t/host/fbnet-onnx.fbnet@w1r32-cifar.e2e.json"))
+    assert (s["tag"], s["space"], s["runtime"], s["precision"]) == ("fbnet@w1r32-cifar", "fbnet", "onnx", None)
+    with pytest.raises(HwnasError, match="not an end-to-end store name"):
+        bench.parse_store_name(Path("t/host/mbv2-tflite.json"))

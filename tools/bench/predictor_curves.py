@@ -43,7 +43,7 @@ from hwnas.spaces import create_space  # noqa: E402
 
 #: tables folder of the bench's own measurements (ONNX Runtime on the development host)
 DATA = Path(__file__).resolve().parent / "data" / "predictor_curves"
-E2E_NAME = re.compile(r"^(?P<prefix>.+)\.(?P<space>[^.@]+)@w(?P<width>[0-9.]+)r(?P<res>[0-9]+)\.e2e\.json$")
+E2E_TAG = re.compile(r"^(?P<space>[^@]+)@w(?P<width>[0-9.]+)r(?P<res>[0-9]+)")
 #: the held-out count of the docs' tables
 TEST = 32
 
@@ -53,29 +53,33 @@ def default_files() -> list[Path]:
 
 
 def parse_store_name(path: Path) -> dict:
-    """Device, space, width, resolution, runtime, precision and tables root of an end-to-end store."""
-    mt = E2E_NAME.match(path.name)
-    if not mt or not mt["prefix"].startswith(mt["space"] + "-"):
+    """Device, space tag, space name, runtime, precision and tables root of an end-to-end store."""
+    stem = path.name[:-len(".e2e.json")] if path.name.endswith(".e2e.json") else ""
+    prefix, _, tag = stem.partition(".")
+    mt = E2E_TAG.match(tag)
+    if not mt or not prefix.startswith(mt["space"] + "-"):
         raise HwnasError(f"--measurements {path}: not an end-to-end store name "
                          f"(<space>-<runtime>[-<precision>].<space>@w<W>r<R>.e2e.json) nor a .csv file")
-    rest = mt["prefix"][len(mt["space"]) + 1:].split("-")
-    return {"device": path.parent.name, "root": path.parent.parent, "space": mt["space"],
+    rest = prefix[len(mt["space"]) + 1:].split("-")
+    return {"device": path.parent.name, "root": path.parent.parent, "tag": tag, "space": mt["space"],
             "width": float(mt["width"]), "resolution": int(mt["res"]), "runtime": rest[0],
             "precision": rest[1] if len(rest) > 1 else None}
 
 
-def table_classes(s: dict) -> int | None:
-    """The number of classes of the table's space config with the store's width and resolution."""
+def store_space(s: dict, num_classes: int | None):
+    """The space of a store: the config of its table whose tag is the store's (so every setting a
+    tag names, such as fbnet's layout, is the table's), else built from the tag's width and resolution."""
     from hwnas.io import read_json
-    from hwnas.latency.table import find_table
+    from hwnas.latency.table import find_table, space_tag
+    from hwnas.spaces.registry import space_from_config
 
     t = find_table(s["device"], s["space"], s["runtime"], s["root"], s["precision"])
-    if not t.exists():
-        return None
-    for c in read_json(t, "latency table").get("metadata", {}).get("space_configs", []):
-        if c.get("width") == s["width"] and c.get("resolution") == s["resolution"]:
-            return c.get("num_classes")
-    return None
+    if t.exists():
+        for cfg in read_json(t, "latency table").get("metadata", {}).get("space_configs", []):
+            sp = space_from_config(cfg)
+            if space_tag(sp) == s["tag"]:
+                return sp if num_classes is None else space_from_config({**cfg, "num_classes": num_classes})
+    return create_space(s["space"], width=s["width"], resolution=s["resolution"], num_classes=num_classes)
 
 
 def load(path: Path, a) -> tuple:
@@ -87,8 +91,7 @@ def load(path: Path, a) -> tuple:
     s = parse_store_name(path)
     if a.runtime and s["runtime"] != a.runtime:
         return None, None
-    space = create_space(s["space"], width=s["width"], resolution=s["resolution"],
-                         num_classes=a.num_classes or table_classes(s))
+    space = store_space(s, a.num_classes)
     ctx = context_for(s["device"], space, s["runtime"], s["root"], s["precision"])
     return store_measurements(path, f"e2e:{path.name}"), ctx
 
@@ -118,9 +121,10 @@ def summary(c: dict, sizes: list[int]) -> str:
     ts = by[("table-sum", k)]
     rivals = [by[(n, k)] for n in c["names"] if n != "table-sum" and (n, k) in by]
     best = max(rivals, key=lambda p: (p["within_10"], -p["mape"]))
-    verdict = "beats" if (best["within_10"], -best["mape"]) > (ts["within_10"], -ts["mape"]) else "does not beat"
+    verdict = ("beats it" if best["within_10"] > ts["within_10"] else
+               "ties with it" if best["within_10"] == ts["within_10"] else "does not beat it")
     return (f"table sum weakest at n={k}: {ts['within_10']:.0%} within +-10 %, MAPE {ts['mape']:.1%}; "
-            f"best other there: {best['predictor']} {best['within_10']:.0%}, MAPE {best['mape']:.1%} ({verdict} it)")
+            f"best other there: {best['predictor']} {best['within_10']:.0%}, MAPE {best['mape']:.1%} ({verdict} on +-10 %)")
 
 
 def print_table(c: dict, sizes: list[int]) -> None:

@@ -54,6 +54,8 @@ def _device_name(name: str) -> str:
 
 
 def _measure(profile, space, ctx, genes, threads, canary, root) -> np.ndarray:
+    """End-to-end latency (ms) of ``genes`` on the device: stored measurements of this machine
+    are reused, those of another skipped (and said so)."""
     from hwnas.latency.predictors.fitting import e2e_store_path
     from hwnas.latency.validate import EndToEndStore, measure_subnets
 
@@ -63,6 +65,13 @@ def _measure(profile, space, ctx, genes, threads, canary, root) -> np.ndarray:
         return measure_subnets(_runner(profile, ctx.runtime, ctx.precision), space, genes, ctx.runtime, store,
                                threads=threads or profile.cpu.default_threads, precision=ctx.precision,
                                canary=canary, on_progress=lambda d, t: prog.update(task, completed=d, total=t))
+
+
+def _here(profile, ctx) -> dict:
+    """The fingerprint of the machine ``_measure`` measures on (:mod:`hwnas.latency.fingerprint`)."""
+    from hwnas.latency.fingerprint import runner_fingerprint
+
+    return runner_fingerprint(_runner(profile, ctx.runtime, ctx.precision))
 
 
 def _spread_predict(ctx):
@@ -116,7 +125,7 @@ def register(lut: typer.Typer) -> None:
             check_enough(use, n)
             genes = spread_genes(sp, n, _spread_predict(ctx), seed)
             m = Measurements(genes, _measure(profile, sp, ctx, genes, threads, canary, tables_dir),
-                             f"device:{device}")
+                             f"device:{device}", _here(profile, ctx))
         fitted = fit_predictors(use, m, ctx, tables_dir)
         rows = {}
         for name, p in fitted.items():
@@ -185,7 +194,16 @@ def validate_predictors(device: str, sp, runtime: str, precision: str | None, ta
             if len(genes) == n:
                 break
         held = Measurements(genes, _measure(profile, sp, ctx, genes, threads, canary, tables_dir),
-                            f"device:{device}")
+                            f"device:{device}", _here(profile, ctx))
+        from hwnas.latency.fingerprint import describe
+
+        for name, p in stored.items():
+            theirs = p.doc["fitted_on"].get("fingerprint")
+            measured_here = str(p.doc["fitted_on"].get("source", "")).startswith("device:")
+            if (theirs.get("id") != held.fingerprint["id"]) if theirs else measured_here:
+                err.print(f"note: {name} was fitted on measurements of {describe(theirs)}, not of this "
+                          f"machine; refit it here with `hwnas lut fit --device {device} --n N`",
+                          highlight=False, markup=False, soft_wrap=True)
     X = np.asarray(held.genes)
     results = {}
     for name, p in stored.items():

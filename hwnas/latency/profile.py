@@ -202,11 +202,27 @@ def profile_device(profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfi
         raise HwnasError(getattr(runner, "no_op_profiling", None)
                          or f"runner {runner.name!r} has no op profiler hwnas can read: profile with --method one-op")
     table = _open_table(path, profile, space, cfg, runtime_version, delegate, threads, resume)
+    _stamp_fingerprint(table, runner)
     try:
         return _measure_missing(table, profile, space, cfg, runner, delegate, threads, cache, on_progress)
     except HwnasError as exc:  # what was measured is saved: say how to continue
         raise HwnasError(f"{exc} ({len(table.entries)} measured keys are saved in {path}: run the "
                          f"same command again with --resume to continue)") from None
+
+
+def _stamp_fingerprint(table: LatencyTable, runner: Any) -> None:
+    """Stamp a new table with the fingerprint of the machine measuring it; refuse to continue a
+    table measured on another machine (its entries would mix two computers)."""
+    from hwnas.latency.fingerprint import describe, runner_fingerprint
+
+    fp = runner_fingerprint(runner)
+    have = table.metadata.get("fingerprint")
+    if isinstance(have, dict) and have.get("id") != fp["id"] and table.entries:
+        raise HwnasError(f"{table.path} was measured on {describe(have)}; this machine is {describe(fp)}: "
+                         f"write to another --tables-dir or remove the file")
+    if have is None and not table.entries:
+        table.metadata["fingerprint"] = fp
+        table.save()
 
 
 def _measure_missing(table: LatencyTable, profile: DeviceProfile, space: SearchSpace, cfg: ProfileConfig,

@@ -2,7 +2,8 @@
 (precision omitted for fp32: ``mbv2-tflite.json``, ``mbv2-mp-tflite-int8.json``).
 
 One JSON document: ``metadata`` (device, SoC, runtime and version, delegate, threads, warm-up, runs,
-dates, versions, the space configs profiled), ``entries`` (per key: count, mean, median, std, min,
+dates, versions, the space configs profiled, the fingerprint of the machine that measured it:
+:mod:`hwnas.latency.fingerprint`), ``entries`` (per key: count, mean, median, std, min,
 max in ms, temperatures) and ``calibrations`` (per space config: scale and offset fitted on
 end-to-end measurements). Keys carry shapes, so one table can hold several resolutions/widths.
 Every update is written atomically: an interrupted profile loses nothing already measured.
@@ -41,7 +42,8 @@ REQUIRED_METADATA = ("device", "soc", "runtime", "runtime_version", "delegate", 
 #: settings stamped in a table that two writers must share: a save that finds the file on disk
 #: stamped otherwise is refused (``runtime_version`` "unknown" matches any version)
 STAMP_METADATA = ("device", "soc", "runtime", "precision", "runtime_version", "delegate", "threads",
-                  "warmup", "runs", "repetitions", "space", "versions", "method", "sustained_s")
+                  "warmup", "runs", "repetitions", "space", "versions", "method", "sustained_s",
+                  "fingerprint")
 
 
 def now_iso() -> str:

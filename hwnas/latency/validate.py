@@ -46,19 +46,62 @@ def _store_path(table: LatencyTable, tag: str) -> Path:
     return table.path.with_name(f"{table.path.stem}.{tag}.e2e.json")
 
 
+#: top-level key of an end-to-end store holding the fingerprints its records name (the other
+#: keys are genes joined by ',')
+FINGERPRINTS_KEY = "fingerprints"
+
+
 class EndToEndStore:
-    """Measured end-to-end latencies by genes, persisted next to the table."""
+    """Measured end-to-end latencies by genes, persisted next to the table.
+
+    Every record names the fingerprint of the machine that measured it
+    (:mod:`hwnas.latency.fingerprint`). Once :meth:`bind` has told the store where it measures,
+    records of another fingerprint (on the host also records without one) are invisible: never
+    reused, and overwritten when the subnet is measured here."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.data: dict[str, Any] = {}
+        self.fingerprint: dict[str, Any] | None = None
         if path.exists():
             self.data = read_json(path, "end-to-end measurements")
 
+    def _fingerprint_of(self, rec: dict[str, Any]) -> dict[str, Any] | None:
+        fid = rec.get("fingerprint")
+        if not fid:
+            return None
+        return self.data.get(FINGERPRINTS_KEY, {}).get(fid) or {"id": fid}
+
+    def _visible(self, rec: dict[str, Any] | None) -> bool:
+        from hwnas.latency.fingerprint import same_machine
+
+        return rec is not None and (self.fingerprint is None
+                                    or same_machine(self._fingerprint_of(rec), self.fingerprint))
+
+    def bind(self, fingerprint: dict[str, Any], genes_list: list[tuple[int, ...]] | None = None) -> str | None:
+        """Measure as ``fingerprint`` from now on; the line saying which stored records of
+        ``genes_list`` (default: all) are skipped as another machine's, or None."""
+        from hwnas.latency.fingerprint import skipped_message
+
+        self.fingerprint = fingerprint
+        keys = (self.records() if genes_list is None
+                else dict.fromkeys(",".join(map(str, g)) for g in genes_list))
+        foreign = [self._fingerprint_of(self.data[k]) for k in keys
+                   if k in self.data and not self._visible(self.data[k])]
+        return skipped_message("end-to-end measurements", self.path, foreign, fingerprint)
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """Every stored record by genes key (whatever its fingerprint)."""
+        return {k: v for k, v in self.data.items() if k != FINGERPRINTS_KEY}
+
     def get(self, genes: tuple[int, ...]) -> dict[str, Any] | None:
-        return self.data.get(",".join(map(str, genes)))
+        rec = self.data.get(",".join(map(str, genes)))
+        return rec if self._visible(rec) else None
 
     def put(self, genes: tuple[int, ...], record: dict[str, Any]) -> None:
+        if self.fingerprint is not None:
+            record = {**record, "fingerprint": self.fingerprint["id"]}
+            self.data.setdefault(FINGERPRINTS_KEY, {})[self.fingerprint["id"]] = self.fingerprint
         self.data[",".join(map(str, genes))] = record
         atomic_write_json(self.path, self.data)
 
@@ -82,11 +125,19 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
     while the device was disturbed are measured again. ``on_progress(done, total)`` counts exports
     and measurements. ``sustained_s`` > 0 measures sustained latency (that many seconds of
     continuous inference before each measurement); ``store`` must then be a sustained table's.
+    Stored measurements of another machine (another fingerprint, see
+    :mod:`hwnas.latency.fingerprint`) are not reused: one line on stderr says how many were
+    skipped and whose they were.
     """
+    from hwnas.latency.fingerprint import runner_fingerprint
     from hwnas.runners.base import MeasureConfig
+    from hwnas.ui import note
 
     cfg = MeasureConfig(threads=threads, warmup=warmup, runs=runs, sustained_s=sustained_s)
     cache = cache or SubnetModelCache(space, runtime, precision=precision)
+    skipped = store.bind(runner_fingerprint(runner), [tuple(g) for g in genes_list])
+    if skipped:
+        note(skipped)
     todo = list(dict.fromkeys(tuple(g) for g in genes_list if not store.complete(tuple(g), rounds)))
     total, done = len(todo) * (1 + rounds), 0
 
@@ -99,10 +150,7 @@ def measure_subnets(runner: Any, space: SearchSpace, genes_list: list[tuple[int,
     preflight = getattr(runner, "preflight", None)
     if todo and preflight is not None:
         preflight()  # the device answers and has its tool, before any subnet is exported
-    paths = {}
-    for g in todo:
-        paths[g] = cache.get(g)
-        progress()
+    paths = cache.get_many(todo, on_each=lambda g: progress())
     guard = None
     if canary and todo:
         from hwnas.cost import CostModel
@@ -156,8 +204,11 @@ def calibrate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 
     nops = pred.n_ops(np.asarray(archs))
     scale, per_op, offset = fit_calibration(raw, nops, measured)
     fitted = scale * raw + per_op * nops + offset
+    from hwnas.latency.fingerprint import runner_fingerprint
+
     info = {"n": len(archs), "seed": seed, "per_op_ms": per_op,
-            "mape_on_fit": float(np.mean(np.abs(fitted - measured) / measured))}
+            "mape_on_fit": float(np.mean(np.abs(fitted - measured) / measured)),
+            "fingerprint": runner_fingerprint(runner)}
     table.set_calibration(tag, scale, offset, **info)
     table.save()
     return table.calibrations[tag]
@@ -178,6 +229,7 @@ class ValidationReport:
     offset_ms: float
     plot: str
     created: str
+    fingerprint: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,6 +240,8 @@ def validate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 1
              canary: bool = True, on_progress=None) -> ValidationReport:
     """Measure ``n`` held-out random subnets end to end and compare with the table's prediction."""
     from scipy.stats import kendalltau, spearmanr
+
+    from hwnas.latency.fingerprint import runner_fingerprint
 
     if n < 3:
         raise HwnasError(f"validation needs at least 3 subnets, got n={n}")
@@ -210,7 +264,7 @@ def validate(table: LatencyTable, space: SearchSpace, runner: Any, *, n: int = 1
         device=table.metadata["device"], space=tag, runtime=table.metadata["runtime"], n=n,
         mape=float(rel.mean()), within_10pct=float(np.mean(rel <= 0.10)), kendall_tau=tau,
         spearman=rho, calibrated=pred.is_calibrated, scale=pred.scale, offset_ms=pred.offset,
-        plot=str(plot), created=now_iso())
+        plot=str(plot), created=now_iso(), fingerprint=runner_fingerprint(runner))
     atomic_write_json(table.path.with_name(f"{table.path.stem}.{tag}.validation.json"),
                       {**report.to_dict(), "measured_ms": measured.tolist(),
                        "predicted_ms": predicted.tolist(), "genes": [list(a) for a in archs]})

@@ -152,8 +152,9 @@ def predictor_path(device: str, space: SearchSpace, runtime: str, name: str,
 
 def predictor_document(pred: LatencyPredictor, context: PredictorContext,
                        genes_list: Sequence[Sequence[int]], latency_ms: Sequence[float],
-                       source: str) -> dict[str, Any]:
-    """The JSON document of a fitted predictor with its stamps and fit measurements."""
+                       source: str, fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON document of a fitted predictor with its stamps and fit measurements (and the
+    fingerprint of the machine that took them, None when unknown: a CSV)."""
     from hwnas.latency.table import now_iso
 
     doc: dict[str, Any] = {
@@ -163,11 +164,12 @@ def predictor_document(pred: LatencyPredictor, context: PredictorContext,
         "versions": versions(), "created": now_iso(),
         "fitted_on": {"source": source, "n": len(latency_ms),
                       "genes": [[int(v) for v in g] for g in genes_list],
-                      "latency_ms": [float(v) for v in latency_ms]},
+                      "latency_ms": [float(v) for v in latency_ms], "fingerprint": fingerprint},
         "model": pred.to_json(),
     }
     if pred.needs_table and context.table is not None:
-        doc["table"] = {"path": str(context.table.path), "updated": context.table.metadata.get("updated")}
+        doc["table"] = {"path": str(context.table.path), "updated": context.table.metadata.get("updated"),
+                        "fingerprint": context.table.metadata.get("fingerprint")}
     return doc
 
 

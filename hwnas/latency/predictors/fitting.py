@@ -47,13 +47,15 @@ class Measurements:
     genes: list[tuple[int, ...]]
     latency_ms: np.ndarray
     source: str
+    #: where they were measured (:mod:`hwnas.latency.fingerprint`); None: unknown (a CSV)
+    fingerprint: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.genes)
 
     def subset(self, index: Sequence[int]) -> Measurements:
         return Measurements([self.genes[i] for i in index], self.latency_ms[np.asarray(index, dtype=np.int64)],
-                            self.source)
+                            self.source, self.fingerprint)
 
     def without(self, genes: set[tuple[int, ...]]) -> Measurements:
         return self.subset([i for i, g in enumerate(self.genes) if g not in genes])
@@ -178,7 +180,8 @@ def fit_in_memory(names: Sequence[str], m: Measurements, context: PredictorConte
     for name in names:
         pred = create_predictor(name)
         pred.fit(m.genes, m.latency_ms, context)
-        out[name] = StoredPredictor(pred, predictor_document(pred, context, m.genes, m.latency_ms, m.source))
+        out[name] = StoredPredictor(pred, predictor_document(pred, context, m.genes, m.latency_ms, m.source,
+                                                             fingerprint=m.fingerprint))
     return out
 
 
@@ -295,10 +298,11 @@ def e2e_store_path(device: str, space, runtime: str, root: str | Path | None = N
 
 
 def store_measurements(path: Path, source: str) -> Measurements:
-    """Measurements in an end-to-end store (``genes`` keys joined by ',')."""
-    from hwnas.io import read_json
+    """Every measurement in an end-to-end store (``genes`` keys joined by ','), whatever machine
+    took it (the learning-curve bench reads the shipped ones: figures of the machine that made them)."""
+    from hwnas.latency.validate import EndToEndStore
 
-    d = read_json(path, "end-to-end measurements")
+    d = EndToEndStore(path).records()
     genes = [tuple(int(v) for v in k.split(",")) for k in d]
     return Measurements(genes, np.asarray([float(r["median_ms"]) for r in d.values()]), source)
 

@@ -2,7 +2,8 @@
 
 1. **train** a small ``mbv2`` supernet with the GreedyNAS strategy and elastic (Once-for-All)
    weight sharing, which learns in CPU minutes (``runs/.../supernet``);
-2. **latency**: the shipped host latency table (``hwnas/latency_tables/host/mbv2-tflite.json``), or, when
+2. **latency**: the shipped host latency table (``hwnas/latency_tables/host/mbv2-tflite.json``), adapted
+   to this computer from a few subnets measured end to end (:mod:`hwnas.latency.adapt`), or, when
    it is missing or lacks keys for these settings, profile one on this computer;
 3. **search** NSGA-II over (top-1 error with inherited weights on the held-out search-val split,
    predicted latency) under a latency budget;
@@ -65,6 +66,8 @@ class QuickstartConfig:
     seed: int = 0
     tables_dir: str | None = None  # None: your tables folder, then the shipped hwnas/latency_tables/
     profile_host: bool = False  # profile this computer even when a shipped table covers the settings
+    adapt: bool = True  # adapt a table of another computer to this one (a few end-to-end measurements)
+    adapt_subnets: int = 6  # subnets measured end to end to adapt it (hwnas.latency.adapt)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,9 +141,11 @@ def step_latency(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str
         try:
             table = load_table(cfg.device, space, cfg.runtime, cfg.tables_dir)
             if LatencyPredictor(table, space).is_calibrated:
-                # your own table of this computer when you have one, else the shipped one
+                # your own table of this computer when you have one, else the shipped one, adapted
+                # to this computer when it was measured on another
                 return {"tables_dir": str(table.path.parents[1]), "table": str(table.path), "profiled": False,
-                        "keys": len(table.entries), "seconds": 0.0}
+                        "keys": len(table.entries), "adapted": _adapt(cfg, table, space, console),
+                        "seconds": time.perf_counter() - t0}
             reason = "it is not calibrated for these settings"
         except HwnasError as exc:
             reason = str(exc)
@@ -164,7 +169,32 @@ def step_latency(cfg: QuickstartConfig, out: Path, console: Console) -> dict[str
                                       on_calibrate=lambda dev, d, t: report(f"{dev} calibration", d, t)
                                       )[cfg.device]
     return {"tables_dir": str(tables_dir), "table": str(build.table.path), "profiled": True,
-            "keys": len(build.table.entries), "seconds": time.perf_counter() - t0}
+            "keys": len(build.table.entries), "adapted": None, "seconds": time.perf_counter() - t0}
+
+
+def _adapt(cfg: QuickstartConfig, table, space, console: Console) -> dict[str, Any] | None:
+    """Adapt ``table`` to this computer (or reuse the cached adaptation); None when it was measured
+    here or ``--no-adapt``. What it did, without the measured subnets."""
+    if not cfg.adapt:
+        return None
+    from hwnas.devices.profiles import load_profile
+    from hwnas.latency.adapt import adapt_table
+    from hwnas.latency.build import device_runner
+    from hwnas.ui import progress, say
+
+    profile = load_profile(cfg.device)
+    if not profile.is_local:
+        return None
+    with progress(console) as prog:
+        task = prog.add_task("adapting the latency table", total=None)
+        a = adapt_table(table, space, device_runner(profile, *table.runtime_precision),
+                        threads=profile.cpu.default_threads, root=cfg.tables_dir, n=cfg.adapt_subnets,
+                        on_progress=lambda d, t: prog.update(task, completed=d, total=t))
+    if a is None:
+        return None
+    say(console, a.summary(), "latency", "yellow")
+    return {k: v for k, v in a.to_dict().items() if k not in ("genes", "measured_ms", "table_stamp")} | {
+        "n": len(a.genes)}
 
 
 def _budget(cfg: QuickstartConfig, tables_dir: str) -> float:
@@ -173,7 +203,7 @@ def _budget(cfg: QuickstartConfig, tables_dir: str) -> float:
     from hwnas.search.objectives import load_latency_predictor
 
     space = _space(cfg)
-    pred = load_latency_predictor(cfg.device, space, cfg.runtime, tables_dir)
+    pred = load_latency_predictor(cfg.device, space, cfg.runtime, tables_dir, adapt=cfg.adapt)
     lat = pred(space.sample_many(np.random.default_rng(cfg.seed), 2000))
     return float(np.round(np.median(lat), 4))
 
@@ -188,7 +218,7 @@ def step_search(cfg: QuickstartConfig, out: Path, state: _State, console: Consol
     setup = build_problem(checkpoint=ckpt, device=cfg.device, runtime=cfg.runtime,
                           objectives="error,latency", budgets={"latency": budget}, tables_dir=tables_dir,
                           eval_batches=cfg.eval_batches, calib_batches=cfg.calib_batches,
-                          batch_size=256, eval_device="cpu")
+                          batch_size=256, eval_device="cpu", adapt=cfg.adapt)
     search_dir = out / "search"
     t0 = time.perf_counter()
     res = run_search(setup.problem, "nsga2", pop=cfg.pop, gens=cfg.gens, seed=cfg.seed, out_dir=search_dir,
@@ -265,7 +295,7 @@ def step_measure(cfg: QuickstartConfig, out: Path, state: _State) -> dict[str, A
     measured = quietest(Path(state.done("export")["files"]["tflite"]))
     genes = np.asarray([state.done("search")["genes"]])
     tables_dir = state.done("latency")["tables_dir"]
-    pred = float(load_latency_predictor(cfg.device, space, cfg.runtime, tables_dir)(genes)[0])
+    pred = float(load_latency_predictor(cfg.device, space, cfg.runtime, tables_dir, adapt=cfg.adapt)(genes)[0])
     result = {"measured_ms": measured, "predicted_ms": pred, "error_pct": 100 * (pred - measured) / measured,
               "rounds": MEASURE_ROUNDS, "runs": mcfg.runs, "threads": mcfg.threads, "speed_ratio": None}
     table = LatencyTable.load(state.done("latency")["table"])
@@ -294,10 +324,13 @@ def _measure_from_state(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
     return step_measure(cfg, out, _State(out / "quickstart.json", cfg))
 
 
-def mismatch_hint(measure: dict[str, Any], profiled: bool) -> str:
+def mismatch_hint(measure: dict[str, Any], profiled: bool, adapted: bool = False) -> str:
     """Why predicted and measured latency differ, from the canary's speed ratio."""
     ratio = measure.get("speed_ratio")
     head = f"the prediction is {measure['error_pct']:+.0f} % off"
+    if adapted:
+        return (f"{head} although the table was adapted to this computer: the machine was probably "
+                f"disturbed while measuring (run again; `hwnas lut validate` checks the table).")
     if ratio is not None and abs(ratio - 1.0) > 0.1:
         return (f"{head}, and the table's reference op runs {ratio:.2f}x its time at profiling: this "
                 f"computer is {'slower' if ratio > 1 else 'faster'} now than when the table was measured "
@@ -305,7 +338,8 @@ def mismatch_hint(measure: dict[str, Any], profiled: bool) -> str:
                 f"is {measure['error_pct_at_profile_speed']:+.0f} %.")
     if not profiled:
         return (f"{head}: the shipped host table was probably measured on another computer. Run again "
-                f"with --profile-host (and another --out) to measure this one.")
+                f"without --no-adapt (it adapts the table to this computer in seconds) or with "
+                f"--profile-host (and another --out) to measure this one.")
     return f"{head}: the machine was disturbed while measuring; run `hwnas lut validate` to check the table."
 
 
@@ -358,6 +392,16 @@ def summary_table(data: dict[str, Any]) -> Table:
     if "latency" in s:
         la = s["latency"]
         t.add_row("latency table", f"{la['table']} ({la['keys']} keys, {'profiled now' if la['profiled'] else 'shipped'})")
+        ad = la.get("adapted")
+        if ad:
+            t.add_row("latency adaptation", f"to this computer from {ad['n']} subnets measured end to end: "
+                      f"{ad['speed_ratio']:.2f}x the table's times, scale {ad['scale']:.3f}, per-op "
+                      f"{ad['per_op_ms']:+.4f} ms, offset {ad['offset_ms']:+.4f} ms; MAPE on them "
+                      f"{ad['mape_before']:.0%} before, {ad['mape_after']:.1%} after"
+                      + (" (cached)" if ad["reused"] else ""))
+        elif not la["profiled"]:
+            t.add_row("latency adaptation", "off (--no-adapt)" if not cfg.get("adapt", True)
+                      else "none needed (the table was measured on this computer)")
     if "search" in s:
         se = s["search"]
         t.add_row("search", f"NSGA-II {cfg['pop']} x {cfg['gens']}: {se['evaluations']} subnets evaluated, "
@@ -400,10 +444,11 @@ def register(app: typer.Typer) -> None:
         until: Annotated[Optional[str], typer.Option(help="Stop after this step: " + ", ".join(STEPS))] = None,
         steps_per_epoch: Annotated[Optional[int], typer.Option(min=1, help="Cap batches per epoch (smoke runs).")] = None,
         profile_host: Annotated[bool, typer.Option("--profile-host", help="Measure this computer's latency table (about 4 min) instead of the shipped one, which was measured on the development machine.")] = False,
+        adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="Adapt a latency table measured on another computer (the shipped one) to this computer from a few subnets measured end to end (seconds; cached for this computer).")] = True,
     ) -> None:
         """The whole pipeline on the host CPU with the built-in digits data (minutes; resumable)."""
         cfg = replace(QuickstartConfig(), epochs=epochs, max_latency_ms=max_latency_ms, pop=pop, gens=gens,
-                      seed=seed, steps_per_epoch=steps_per_epoch, profile_host=profile_host)
+                      seed=seed, steps_per_epoch=steps_per_epoch, profile_host=profile_host, adapt=adapt)
         from hwnas.train.loop import TrainingInterrupted
 
         try:
@@ -419,5 +464,6 @@ def register(app: typer.Typer) -> None:
         Console().print(f"results: {Path(out) / 'quickstart.json'}")
         me = data["steps"].get("measure")
         if me and abs(me["error_pct"]) > HOST_MISMATCH_PCT:
-            Console().print(f"[yellow]note:[/] {mismatch_hint(me, data['steps']['latency']['profiled'])}",
+            la = data["steps"]["latency"]
+            Console().print(f"[yellow]note:[/] {mismatch_hint(me, la['profiled'], bool(la.get('adapted')))}",
                             highlight=False)

@@ -12,11 +12,11 @@ from hwnas.errors import HwnasError
 from hwnas.quickstart import QuickstartConfig, mismatch_hint, run_quickstart, summary_table
 
 TINY = replace(QuickstartConfig(), epochs=1, steps_per_epoch=2, batch_size=32, pop=4, gens=1,
-               eval_batches=1, calib_batches=1)
+               eval_batches=1, calib_batches=1, adapt_subnets=4)
 
 
 @pytest.mark.slow
-def test_quickstart_runs_every_step_and_resumes(tmp_path):
+def test_quickstart_runs_every_step_and_resumes(tmp_path, capsys):
     out = tmp_path / "qs"
     first = run_quickstart(TINY, out, until="train")
     assert list(first["steps"]) == ["train"]
@@ -26,8 +26,13 @@ def test_quickstart_runs_every_step_and_resumes(tmp_path):
     assert ckpt.stat().st_mtime_ns == mtime
     s = data["steps"]
     assert list(s) == ["train", "latency", "search", "export", "measure"]
-    # the shipped host table covers the quick-start settings (no profiling needed)
+    # the shipped host table covers the quick-start settings (no profiling needed); it was measured
+    # on another computer (no fingerprint), so it was adapted to this one, and that is said
     assert s["latency"]["profiled"] is False and s["latency"]["keys"] > 0
+    ad = s["latency"]["adapted"]
+    assert ad["n"] == 4 and ad["scale"] > 0 and ad["speed_ratio"] > 0 and ad["reused"] is False
+    assert ad["fingerprint"]["kind"] == "host" and Path(ad["path"]).exists()
+    assert "adapted the table to this computer from 4 subnets" in capsys.readouterr().err
     assert len(s["search"]["genes"]) == 21 and s["search"]["predicted_latency_ms"] <= s["search"]["budget_ms"]
     for fmt in ("onnx", "tflite"):
         assert Path(s["export"]["files"][fmt]).stat().st_size > 1000
@@ -39,7 +44,21 @@ def test_quickstart_runs_every_step_and_resumes(tmp_path):
     assert 0.1 < s["measure"]["speed_ratio"] < 10 and "error_pct_at_profile_speed" in s["measure"]
     assert json.loads((out / "quickstart.json").read_text())["steps"]["measure"] == s["measure"]
     assert (out / "search" / "pareto.csv").exists() and (out / "export" / "subnet.pt").exists()
-    assert summary_table(data).row_count >= 10
+    assert summary_table(data).row_count >= 11
+    from rich.console import Console
+
+    console = Console(record=True, width=300)
+    console.print(summary_table(data))
+    text = console.export_text()
+    assert "latency adaptation" in text and "x the table's times" in text and "MAPE on them" in text
+    # another run on this computer reuses the cached adaptation (measures nothing)
+    from hwnas.quickstart import step_latency
+
+    other = step_latency(TINY, tmp_path / "qs2", Console(stderr=True))["adapted"]
+    assert other["reused"] is True and other["scale"] == ad["scale"]
+    # --no-adapt uses the table as shipped
+    off = step_latency(replace(TINY, adapt=False), tmp_path / "qs3", Console(stderr=True))
+    assert off["adapted"] is None
     # other settings in the same folder are refused, nothing overwritten
     with pytest.raises(HwnasError, match="holds a quick start with other settings \\(epochs\\)"):
         run_quickstart(replace(TINY, epochs=2), out)

@@ -9,7 +9,7 @@ is its accuracy objective: top-1 error with inherited weights on the held-out ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,8 @@ def build_problem(*, checkpoint: str | Path | None = None, space: str | None = N
                   budgets: Mapping[str, float | None] | None = None, use_pool: bool = True,
                   data: str | None = None, data_root: str | None = None, eval_batches: int | None = None,
                   calib_batches: int = DEFAULT_CALIB_BATCHES, batch_size: int = 256,
-                  eval_device: str | None = None) -> SearchSetup:
+                  eval_device: str | None = None, adapt: bool = False,
+                  on_adapt: Callable[[Any], None] | None = None) -> SearchSetup:
     """The search ``hwnas search`` runs, from the same settings (see its ``--help``).
 
     ``checkpoint`` (a supernet) or ``space`` (cost / latency objectives only) says what is
@@ -90,7 +91,9 @@ def build_problem(*, checkpoint: str | Path | None = None, space: str | None = N
     default :func:`default_objectives`); ``budgets`` maps metric names to upper bounds
     (``{"latency": 20.0, "searched_bitops": 6.5e9}``); ``device`` / ``runtime`` / ``precision`` /
     ``tables_dir`` locate the latency table, and ``predictor`` names a stored latency predictor
-    of that device (``hwnas lut fit``) to use instead of the table's calibrated sum. The remaining settings configure the error objective
+    of that device (``hwnas lut fit``) to use instead of the table's calibrated sum; ``adapt``
+    adapts a host table measured on another computer to this one first
+    (:mod:`hwnas.latency.adapt`, ``on_adapt`` receives what it did). The remaining settings configure the error objective
     (:func:`checkpoint_error_objective`).
     """
     from hwnas.cost import CostModel
@@ -131,7 +134,8 @@ def build_problem(*, checkpoint: str | Path | None = None, space: str | None = N
     cm = CostModel(sp)
     latency = None
     if device is not None and ("latency" in names or budgets.get("latency") is not None):
-        latency = load_latency_predictor(device, sp, runtime, tables_dir, precision, predictor)
+        latency = load_latency_predictor(device, sp, runtime, tables_dir, precision, predictor,
+                                         adapt=adapt, on_adapt=on_adapt)
     error = None
     settings: dict[str, Any] = {
         "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),

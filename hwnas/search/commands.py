@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option(min=1, help="Batch size of the error objective.")] = 256,
         eval_device: Annotated[Optional[str], typer.Option(help="Torch device evaluating subnets (default: cuda if available, else cpu).")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print the Pareto set as JSON.")] = False,
+        adapt: Annotated[bool, typer.Option("--adapt/--no-adapt", help="With --device host: adapt a latency table measured on another computer (the shipped ones) to this one from a few subnets measured end to end, cached for this computer (see docs/latency.md).")] = True,
     ) -> None:
         """Search architectures under budgets; writes pareto.csv/json/png and history.csv to --out."""
         import json
@@ -64,7 +65,8 @@ def register(app: typer.Typer) -> None:
                      "params": parse_optional_amount(max_params, "--max-params"),
                      "searched_bitops": parse_optional_amount(max_bitops, "--max-bitops")},
             use_pool=use_pool, data=data, data_root=data_root, eval_batches=eval_batches,
-            calib_batches=calib_batches, batch_size=batch_size, eval_device=eval_device)
+            calib_batches=calib_batches, batch_size=batch_size, eval_device=eval_device,
+            adapt=adapt, on_adapt=_say_adapted)
         problem = setup.problem
         result = run_search(problem, algorithm, pop=pop, gens=gens, seed=seed, out_dir=out_dir,
                             initial=setup.initial, resume=resume, progress=not json_out,
@@ -86,6 +88,12 @@ def register(app: typer.Typer) -> None:
                       *[format_amount(m[c], problem.unit_of(c)) for c in cols])
         out.print(t)
         out.print(f"results in {out_dir}: " + ", ".join(p.name for p in result.files.values()))
+
+
+def _say_adapted(adaptation) -> None:
+    from hwnas.ui import note
+
+    note(adaptation.summary(), label="latency")
 
 
 def _quantized(space) -> bool:

@@ -185,7 +185,8 @@ def error_objective(evaluator: Any = None, *, supernet: Any = None, eval_batches
 
 def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tflite",
                            root: str | Path | None = None, precision: str | None = None,
-                           predictor: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
+                           predictor: str | None = None, adapt: bool = False,
+                           on_adapt: Callable[[Any], None] | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """The vectorised latency predictor of ``device`` / ``runtime`` at ``precision`` (default
     fp32) for ``space``: the table's calibrated sum, or with ``predictor`` the stored predictor of
     that name (``hwnas lut fit``; see :mod:`hwnas.latency.predictors`), which declares whether it
@@ -194,6 +195,12 @@ def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tfli
     Owned by the latency stage (``hwnas.latency``): the table file
     (``<root or hwnas/latency_tables>/<device>/<space>-<runtime>[-<precision>].json``), its calibration and the checks that it
     belongs to ``space`` and ``runtime`` live there; their errors pass through unchanged.
+
+    With ``adapt``, a table of ``device`` measured on another computer while ``device`` is this
+    one (the host) is first adapted to this computer from a few end-to-end measurements, or the
+    cached adaptation of this computer is reused (:mod:`hwnas.latency.adapt`); ``on_adapt``
+    receives the :class:`~hwnas.latency.adapt.Adaptation` (not called when there was nothing to
+    adapt).
     """
     try:
         from hwnas.latency.predict import LatencyPredictor
@@ -205,7 +212,16 @@ def load_latency_predictor(device: str, space: SearchSpace, runtime: str = "tfli
         from hwnas.latency.predictors.fitting import open_predictor
 
         return open_predictor(device, space, predictor, runtime, root, precision)
-    return LatencyPredictor(load_table(device, space, runtime, root, precision), space)
+    table = load_table(device, space, runtime, root, precision)
+    if adapt:
+        from hwnas.latency.adapt import adapt_for_device
+
+        adaptation = adapt_for_device(device, table, space, root)
+        if adaptation is not None:
+            adaptation.apply(table, space)
+            if on_adapt is not None:
+                on_adapt(adaptation)
+    return LatencyPredictor(table, space)
 
 
 # ---- budgets -----------------------------------------------------------------------------------

@@ -204,5 +204,8 @@ def test_adaptation_fits_a_scaled_perturbed_table_to_this_computer(tmp_path):
     changed = LatencyTable.load(theirs.path)
     changed.metadata["updated"] = "2000-01-01T00:00:00+00:00"
     assert load_adaptation(Path(a.path), changed, s, runner_fingerprint(runner)) is None
-    # a table measured on this computer is used as it is
+    # a table measured on this computer is used as it is, and so is one calibrated here
     assert adapt_table(own, s, runner, threads=1, root=user) is None
+    calibrated_here = LatencyTable.load(theirs.path)
+    calibrated_here.set_calibration(space_tag(s), 1.0, 0.0, fingerprint=runner_fingerprint(runner))
+    assert adapt_table(calibrated_here, s, runner, threads=1, root=user) is None

@@ -12,7 +12,8 @@ Zhang et al. 2021, Sec. 4).
 The result is stamped with this computer's fingerprint (:mod:`hwnas.latency.fingerprint`) and the
 table it adapts, and cached as ``<device>/<space>-<runtime>.<space@wXrY>.adapted.json`` in your
 tables folder (or ``--tables-dir``): a second run on this computer reuses it, another computer (or
-a changed table) adapts afresh. A table measured on this computer is used as it is.
+a changed table) adapts afresh. A table measured on this computer, or whose calibration was
+fitted on this computer (``hwnas lut calibrate``), is used as it is.
 """
 
 from __future__ import annotations
@@ -99,11 +100,16 @@ def _table_stamp(table: LatencyTable) -> dict[str, Any]:
             "fingerprint": fp.get("id") if isinstance(fp, dict) else None}
 
 
-def needs_adapting(table: LatencyTable, fingerprint: dict[str, Any]) -> bool:
+def needs_adapting(table: LatencyTable, fingerprint: dict[str, Any], space: SearchSpace | None = None) -> bool:
     """Whether ``table`` was measured elsewhere (another fingerprint; on the host a table without
-    one counts as another computer's)."""
+    one counts as another computer's) and its calibration for ``space`` was not fitted here either
+    (``hwnas lut calibrate`` on this computer adapts a table too)."""
     from hwnas.latency.fingerprint import same_machine
 
+    if space is not None:
+        cal = table.calibration(space_tag(space)) or {}
+        if isinstance(cal.get("fingerprint"), dict) and cal["fingerprint"].get("id") == fingerprint["id"]:
+            return False
     fp = table.metadata.get("fingerprint")
     return not same_machine(fp if isinstance(fp, dict) else None, fingerprint)
 
@@ -146,12 +152,12 @@ def adapt_table(table: LatencyTable, space: SearchSpace, runner: Any, *, threads
     from hwnas.latency.fingerprint import runner_fingerprint
     from hwnas.latency.predict import LatencyPredictor, fit_calibration
     from hwnas.latency.predictors.fitting import e2e_store_path, spread_genes
-    from hwnas.latency.validate import EndToEndStore, measure_subnets
+    from hwnas.latency.validate import EndToEndStore, measure_subnets, table_sustained_s
 
     if n < 3:
         raise HwnasError(f"adapting a table needs at least 3 measured subnets, got {n}")
     fp = runner_fingerprint(runner)
-    if not needs_adapting(table, fp):
+    if not needs_adapting(table, fp, space):
         return None
     path = adaptation_path(table, space, root)
     cached = load_adaptation(path, table, space, fp)
@@ -170,7 +176,7 @@ def adapt_table(table: LatencyTable, space: SearchSpace, runner: Any, *, threads
     runtime, precision = table.runtime_precision
     store = EndToEndStore(e2e_store_path(table.metadata["device"], space, runtime, writable_root(root), precision))
     measured = measure_subnets(runner, space, genes, runtime, store, threads=threads, precision=precision,
-                               canary=canary, on_progress=on_progress)
+                               canary=canary, sustained_s=table_sustained_s(table), on_progress=on_progress)
     X = np.asarray(genes)
     raw, nops = raw_pred.raw(X), raw_pred.n_ops(X)
     scale, per_op, offset = fit_calibration(raw, nops, measured)

@@ -142,3 +142,49 @@ def test_fit_kinds_and_predictor_file_errors(flow, tmp_path):
     (tmp_path / "x.json").write_text('{"format": "other"}')
     with pytest.raises(HwnasError, match="is not an early-predictor file"):
         load_predictor(tmp_path / "x.json")
+
+
+def test_random_resolution_per_step(flow, tmp_path):
+    """Once-for-All elastic resolution: each step's batch is resized to a drawn resolution, for every
+    path (and the sparse teacher); empty resolutions leave the batch and the draws unchanged."""
+    import torch
+
+    from hwnas.train.config import TrainConfig
+    from hwnas.train.loop import train_supernet
+    from hwnas.train.strategies import RunContext, create_strategy
+
+    s = tiny_space("mbv2", resolution=16)
+
+    class Rec:  # stands in for TrainModel: records the input size each path sees
+        def __init__(self):
+            self.seen = []
+            self.supernet = lambda x, genes, mix=None: self.seen.append(x.shape[-1]) or x.mean((2, 3))
+
+    st = create_strategy("uniform", {"paths": 2, "resolutions": "20,12"}, RunContext.for_sampling(s, seed=3))
+    rec, x = Rec(), torch.rand(2, 3, 16, 16)
+    for step in range(40):
+        runs = st.paths(step)
+        st.forward(rec, x, runs)
+        assert rec.seen[-1] == rec.seen[-2] == st.resolution.current  # one resolution per step
+    assert set(rec.seen) == {12, 20}
+    plain = create_strategy("uniform", {"paths": 2}, RunContext.for_sampling(s, seed=3))
+    rec2 = Rec()
+    plain.forward(rec2, x, plain.paths(0))
+    assert rec2.seen == [16, 16]
+    # without the option the same seed draws the same paths as before the option existed
+    again = create_strategy("uniform", {"paths": 2}, RunContext.for_sampling(s, seed=3))
+    assert [r.genes for r in again.paths(0)] == [r.genes for r in create_strategy(
+        "uniform", {"paths": 2}, RunContext.for_sampling(s, seed=3)).paths(0)]
+    with pytest.raises(HwnasError, match="resolutions must be >= 8 px, got 4"):
+        create_strategy("uniform", {"resolutions": "4,16"}, RunContext.for_sampling(s))
+    with pytest.raises(HwnasError, match="comma-separated integers"):
+        create_strategy("sparse", {"space_file": str(flow["root"] / "sparse.json"), "resolutions": "x"},
+                        RunContext.for_sampling(s))
+    # a real sparse run with the option trains and stores it
+    cfg = TrainConfig(**TINY, strategy="sparse", epochs=1, steps_per_epoch=3,
+                      options={"space_file": str(flow["root"] / "sparse.json"), "n_sub": 2,
+                               "resolutions": "12,16,24"})
+    r = train_supernet(cfg, tmp_path / "res", quiet=True)
+    assert r.steps == 3 and r.final_loss is not None and np.isfinite(r.final_loss)
+    stored = json.loads((tmp_path / "res" / "config.json").read_text())
+    assert stored["strategy"]["resolutions"] == "12,16,24"

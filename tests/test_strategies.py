@@ -173,6 +173,6 @@ def test_strategies_command_lists_every_strategy_with_its_options(capsys):
     assert list(rows)[:3] == ["uniform", "constrained", "greedy"] and "test-distill" in rows
     assert rows["greedy"]["options"]["m"] == 10 and rows["greedy"]["options"]["alpha"] == 0.08
     assert rows["constrained"]["options"] == {"cost": "macs", "range": None, "bins": 8}
-    assert rows["uniform"]["options"] == {"paths": 1} and "SPOS Sec. 3.2" in rows["uniform"]["summary"]
+    assert rows["uniform"]["options"] == {"paths": 1, "resolutions": ""} and "SPOS Sec. 3.2" in rows["uniform"]["summary"]
     code, out, _ = run_cli(["strategies"], capsys)
     assert code == 0 and "GreedyNAS" in out

@@ -11,7 +11,9 @@ every path is ``CE + kd_ratio * KL(teacher || path)`` on the teacher's soft outp
 running frozen, in eval mode, outside the trained model. ``init_from_teacher`` (default on, as
 SparseNAS Sec. 5.13 finds initialising from the teacher far better than from the proxy supernet)
 copies the teacher's weights into the supernet's modules of its path (the prefix / centre slices
-of elastic weights) before the first step.
+of elastic weights) before the first step. ``resolutions`` (e.g. ``12,16,20``) resizes each step's
+batch, for the teacher too, to one of them drawn at random (Once-for-All elastic resolution,
+:mod:`.resolution`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hwnas.spaces.sparse_set import load_sparse_set
 from hwnas.train.strategies.base import PathRun, RunContext, StepBatch, StepLoss, Strategy, soft_target_loss
 from hwnas.train.strategies.options import StrategyOptions
 from hwnas.train.strategies.registry import register_strategy
+from hwnas.train.strategies.resolution import StepResolution, resolution_check
 
 #: SparseNAS Sec. 5.5: "allowing us to speed up the training using a smaller n_sub = 3"
 PAPER_N_SUB = 3
@@ -40,13 +43,15 @@ PAPER_N_SUB = 3
 class SparseOptions(StrategyOptions):
     """``space_file``: the sparse-space file (``--sparse-space``); ``n_sub``: members per step
     (SparseNAS: 3, or 2); ``teacher``: a subnet checkpoint to distil from; ``kd_ratio``: weight of
-    the distillation term; ``init_from_teacher``: start the supernet from the teacher's weights."""
+    the distillation term; ``init_from_teacher``: start the supernet from the teacher's weights;
+    ``resolutions``: input resolutions drawn per step (Once-for-All; empty: the space's only)."""
 
     space_file: str = ""
     n_sub: int = PAPER_N_SUB
     teacher: str | None = None
     kd_ratio: float = 1.0
     init_from_teacher: bool = True
+    resolutions: str = ""
 
     def checks(self) -> list[tuple[bool, str]]:
         return [
@@ -55,6 +60,7 @@ class SparseOptions(StrategyOptions):
             *([_unreadable(self.space_file)] if self.space_file else []),
             (self.n_sub >= 1, f"n_sub must be >= 1, got {self.n_sub}"),
             (self.kd_ratio >= 0, f"kd_ratio must be >= 0, got {self.kd_ratio:g}"),
+            resolution_check(self.resolutions),
         ]
 
 
@@ -89,6 +95,7 @@ class SparseStrategy(Strategy):
         self.counts = np.zeros(len(self.members), dtype=np.int64)
         self.teacher: nn.Module | None = None
         self.teacher_genes: tuple[int, ...] | None = None
+        self.resolution = StepResolution(options.resolutions)
         if options.teacher:
             self.teacher, self.teacher_genes = _load_teacher(options.teacher, run.space)
             if options.init_from_teacher and run.supernet is not None:
@@ -101,12 +108,14 @@ class SparseStrategy(Strategy):
         picks = self.rng.choice(len(self.members), size=n, replace=False)
         self.counts[picks] += 1
         runs = [PathRun(tuple(int(v) for v in self.members[i])) for i in picks]
+        self.resolution.draw(self.rng)
         if self.teacher is not None:
             runs.append(PathRun(self.teacher_genes, grad=False, role="teacher"))
         return runs
 
     def forward(self, model: nn.Module, x: torch.Tensor, runs: Sequence[PathRun]) -> list[torch.Tensor]:
         outs = []
+        x = self.resolution(x)
         for r in runs:
             if r.role == "teacher":
                 with torch.no_grad():

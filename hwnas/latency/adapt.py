@@ -4,10 +4,12 @@ A host table describes the computer that measured it (the shipped ones: the deve
 On another computer its op times are off by a factor that differs between ops only moderately (a
 faster or slower core, another cache, another runtime build), so the table's *ranking* of subnets
 mostly holds while its *scale* does not. Instead of a re-profile (minutes), :func:`adapt_table`
-measures a few subnets (:data:`ADAPT_SUBNETS`) spread over the table's predicted latency range end
-to end on this computer, with the table's runtime, and refits the table-sum calibration
+measures a few subnets (:data:`ADAPT_SUBNETS`) at evenly spaced quantiles of random subnets'
+predicted latency (:func:`quantile_genes`: the range a search explores) end to end on this computer, with the table's runtime, and refits the table-sum calibration
 ``scale * sum + per_op * n_ops + offset`` on them (as ``hwnas lut calibrate`` does; nn-Meter,
-Zhang et al. 2021, Sec. 4).
+Zhang et al. 2021, Sec. 4): the table's own calibration times a factor, plus an offset, or all
+three coefficients refitted, whichever predicts the measured subnets best left-one-out
+(:func:`choose_calibration`).
 
 The result is stamped with this computer's fingerprint (:mod:`hwnas.latency.fingerprint`) and the
 table it adapts, and cached as ``<device>/<space>-<runtime>.<space@wXrY>.adapted.json`` in your
@@ -29,7 +31,7 @@ from hwnas.latency.table import LatencyTable, space_tag
 from hwnas.spaces.base import SearchSpace
 
 FORMAT = "hwnas.table_adaptation"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the calibration model is chosen left-one-out (older caches: adapt afresh)
 #: subnets measured end to end to adapt a table (spread over its predicted range)
 ADAPT_SUBNETS = 6
 ADAPT_SEED = 2024
@@ -55,6 +57,8 @@ class Adaptation:
     path: str | None = None
     reused: bool = False
     seconds: float = 0.0
+    #: which calibration model leave-one-out chose (:data:`MODELS`)
+    model: str = "refit"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +71,8 @@ class Adaptation:
 
     def summary(self) -> str:
         return (f"adapted the table to this computer from {len(self.genes)} subnets measured end to end: "
-                f"it runs {self.speed_ratio:.2f}x the table's times; prediction error (MAPE) on them "
+                f"it runs {self.speed_ratio:.2f}x the table's times ({self.model} calibration); "
+                f"prediction error (MAPE) on them "
                 f"{self.mape_before:.0%} before, {self.mape_after:.1%} after"
                 + (" (reused)" if self.reused else f" ({self.seconds:.0f} s)"))
 
@@ -125,6 +130,8 @@ def load_adaptation(path: Path, table: LatencyTable, space: SearchSpace,
     if doc.get("format") != FORMAT or not isinstance(doc.get("adaptation"), dict):
         raise HwnasError(f"{path} is not an hwnas table adaptation (no format={FORMAT!r}); remove it")
     a = doc["adaptation"]
+    if doc.get("format_version") != FORMAT_VERSION:
+        return None
     if (a.get("fingerprint", {}).get("id") != fingerprint["id"] or a.get("space") != space_tag(space)
             or a.get("table_stamp") != _table_stamp(table)):
         return None
@@ -136,6 +143,82 @@ def load_adaptation(path: Path, table: LatencyTable, space: SearchSpace,
         raise HwnasError(f"table adaptation {path}: scale {out.scale!r} must be a number > 0; remove it")
     out.path, out.reused = str(path), True
     return out
+
+
+#: calibration models an adaptation chooses from, simplest first: the table's own calibration
+#: times a factor; that plus an offset; scale, per-op and offset refitted on the measurements alone
+MODELS = ("scaled", "scaled+offset", "refit")
+
+
+def _fit(model: str, raw: np.ndarray, nops: np.ndarray, y: np.ndarray, s0: float, p0: float,
+         o0: float) -> tuple[float, float, float]:
+    """Coefficients ``(scale, per_op, offset)`` of ``model`` by least squares on *relative* errors
+    (each row divided by its measured latency: a fast subnet counts as much as a slow one)."""
+    old = s0 * raw + p0 * nops + o0
+    w = 1.0 / y
+    if model == "scaled":
+        k = float(np.sum(old * w) / np.sum((old * w) ** 2))
+        return k * s0, k * p0, k * o0
+    if model == "scaled+offset":
+        design = np.stack([old, np.ones_like(old)], 1)
+    else:
+        design = np.stack([raw, nops, np.ones_like(raw)], 1)
+    coef, *_ = np.linalg.lstsq(design * w[:, None], np.ones_like(y), rcond=None)
+    if model == "scaled+offset":
+        k, c = float(coef[0]), float(coef[1])
+        return k * s0, k * p0, k * o0 + c
+    return float(coef[0]), float(coef[1]), float(coef[2])
+
+
+def choose_calibration(raw: np.ndarray, nops: np.ndarray, measured: np.ndarray,
+                       before: Any) -> tuple[tuple[float, float, float], str]:
+    """The calibration ``(scale, per_op, offset)`` of the model of :data:`MODELS` with the lowest
+    leave-one-out error on the measurements (a simpler one unless a more complex one is better by
+    more than a percentage point), refitted on all of them. With a handful of subnets a full refit
+    of three coefficients can trade the per-op term against the scale and mispredict subnets
+    unlike the measured ones, which is where a search goes; scaling the table's own calibration
+    (fitted on many subnets where the table was made) keeps its shape."""
+    s0, p0, o0 = before.scale, before.per_op, before.offset
+    n = len(measured)
+    best, best_err = "scaled", np.inf
+    for model in MODELS:
+        if model != "scaled" and n < 5:
+            break
+        if model == "refit" and np.linalg.matrix_rank(np.stack([raw, nops, np.ones_like(raw)], 1)) < 3:
+            break
+        errs = []
+        for i in range(n):
+            keep = np.arange(n) != i
+            sc, po, of = _fit(model, raw[keep], nops[keep], measured[keep], s0, p0, o0)
+            pred = sc * raw[i] + po * nops[i] + of
+            errs.append(abs(pred - measured[i]) / measured[i])
+        err = float(np.mean(errs))
+        if err < best_err - 0.01:
+            best, best_err = model, err
+    coef = _fit(best, raw, nops, measured, s0, p0, o0)
+    if best != "scaled" and (coef[0] <= 0 or np.any(coef[0] * raw + coef[1] * nops + coef[2] <= 0)):
+        best, coef = "scaled", _fit("scaled", raw, nops, measured, s0, p0, o0)
+    return coef, best
+
+
+def quantile_genes(space: SearchSpace, n: int, predict: Any, seed: int, pool: int = 400) -> list[tuple[int, ...]]:
+    """``n`` distinct random subnets whose predicted latencies sit at evenly spaced quantiles (2 %
+    to 98 %) of random subnets' predictions: the range a search explores, where the adaptation
+    must be right (the extremes of the space, which the table's own calibration covered, are
+    rarely chosen)."""
+    rng = np.random.default_rng(seed)
+    cand = list(dict.fromkeys(tuple(int(v) for v in g) for g in space.sample_many(rng, max(pool, 20 * n))))
+    if len(cand) < n:
+        raise HwnasError(f"cannot find {n} distinct subnets of space {space.name!r} to measure")
+    pred = np.asarray(predict(np.asarray(cand)), dtype=np.float64)
+    free = np.ones(len(cand), dtype=bool)
+    chosen = []
+    for t in np.quantile(pred, np.linspace(0.02, 0.98, n)):
+        idx = np.flatnonzero(free)
+        i = int(idx[np.argmin(np.abs(pred[idx] - t))])
+        free[i] = False
+        chosen.append(cand[i])
+    return chosen
 
 
 def adapt_table(table: LatencyTable, space: SearchSpace, runner: Any, *, threads: int,
@@ -151,7 +234,7 @@ def adapt_table(table: LatencyTable, space: SearchSpace, runner: Any, *, threads
     from hwnas.io import atomic_write_json
     from hwnas.latency.fingerprint import runner_fingerprint
     from hwnas.latency.predict import LatencyPredictor, fit_calibration
-    from hwnas.latency.predictors.fitting import e2e_store_path, spread_genes
+    from hwnas.latency.predictors.fitting import e2e_store_path
     from hwnas.latency.validate import EndToEndStore, measure_subnets, table_sustained_s
 
     if n < 3:
@@ -167,31 +250,30 @@ def adapt_table(table: LatencyTable, space: SearchSpace, runner: Any, *, threads
     from hwnas.ui import note
 
     have = table.metadata.get("fingerprint")
-    note(f"{table.path} was measured on {describe(have if isinstance(have, dict) else None)}; adapting it "
-         f"to this computer: {n} subnets measured end to end (--no-adapt to skip)", label="latency")
+    where = (f"was measured on {describe(have)}" if isinstance(have, dict) else
+             "carries no fingerprint (made before hwnas recorded where it measures), so it counts as another computer's")
+    note(f"{table.path} {where}; adapting it to this computer: {n} subnets measured end to end "
+         f"(--no-adapt to skip)", label="latency")
     t0 = time.perf_counter()
     raw_pred = LatencyPredictor(table, space, calibrated=False)
     before = LatencyPredictor(table, space)
-    genes = spread_genes(space, n, raw_pred.raw, seed)
+    genes = quantile_genes(space, n, raw_pred.raw, seed)
     runtime, precision = table.runtime_precision
     store = EndToEndStore(e2e_store_path(table.metadata["device"], space, runtime, writable_root(root), precision))
     measured = measure_subnets(runner, space, genes, runtime, store, threads=threads, precision=precision,
                                canary=canary, sustained_s=table_sustained_s(table), on_progress=on_progress)
     X = np.asarray(genes)
     raw, nops = raw_pred.raw(X), raw_pred.n_ops(X)
-    scale, per_op, offset = fit_calibration(raw, nops, measured)
-    fitted = scale * raw + per_op * nops + offset
-    if np.any(fitted <= 0):  # an offset that extrapolates below zero: scale only
-        scale, per_op, offset = fit_calibration(raw, np.zeros_like(nops), measured)
-        fitted = scale * raw + offset
     old = before(X)
+    (scale, per_op, offset), model = choose_calibration(raw, nops, measured, before)
+    fitted = scale * raw + per_op * nops + offset
     out = Adaptation(
         table=str(table.path), space=space_tag(space), fingerprint=fp, scale=scale, per_op_ms=per_op,
         offset_ms=offset, speed_ratio=float(np.median(measured / old)),
         mape_before=float(np.mean(np.abs(old - measured) / measured)),
         mape_after=float(np.mean(np.abs(fitted - measured) / measured)),
         genes=[list(g) for g in genes], measured_ms=[float(v) for v in measured],
-        table_stamp=_table_stamp(table), path=str(path), seconds=time.perf_counter() - t0)
+        table_stamp=_table_stamp(table), path=str(path), seconds=time.perf_counter() - t0, model=model)
     atomic_write_json(path, {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": version_stamp(),
                              "adaptation": out.to_dict()})
     return out

@@ -36,14 +36,53 @@ def _ported(run: dict) -> TrainConfig:
     return TrainConfig(**s, strategy=run["strategy"], sharing=run["sharing"], options=options)
 
 
-@pytest.mark.parametrize("run", FIXTURE["runs"], ids=lambda r: f"{r['strategy']}-{r['sharing']}")
-def test_ported_strategies_reproduce_the_recorded_losses(run, tmp_path):
-    res = train_supernet(_ported(run), tmp_path / "r", quiet=True, torch_device="cpu")
+def _cpu_class() -> dict:
+    """The CPU class a recording holds for: float32 kernels differ between vendors and between the
+    vector widths ATen dispatches to, so exact losses only repeat within one class."""
+    vendor = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
+                break
+    return {"vendor": vendor, "capability": torch.backends.cpu.get_cpu_capability()}
+
+
+RUN_IDS = [(r["strategy"], r["sharing"]) for r in FIXTURE["recordings"][0]["runs"]]
+
+
+def _recorded(strategy: str, sharing: str, recording: dict) -> dict:
+    return next(r for r in recording["runs"] if (r["strategy"], r["sharing"]) == (strategy, sharing))
+
+
+def test_recordings_agree_before_the_arithmetic_diverges():
+    """Every CPU class's recording of the old loop took the same paths from the same start: step 1
+    and 2 agree to 1e-4 (the classes differ in the last bits only), so they record one behaviour."""
+    for strategy, sharing in RUN_IDS:
+        runs = [_recorded(strategy, sharing, rec) for rec in FIXTURE["recordings"]]
+        for run in runs[1:]:
+            assert run["losses"][:2] == pytest.approx(runs[0]["losses"][:2], rel=1e-4)
+            assert run["losses"][2:] != runs[0]["losses"][2:]  # distinct recordings, not copies
+
+
+@pytest.mark.parametrize("strategy,sharing", RUN_IDS, ids=[f"{a}-{b}" for a, b in RUN_IDS])
+def test_ported_strategies_reproduce_the_recorded_losses(strategy, sharing, tmp_path):
+    first = _recorded(strategy, sharing, FIXTURE["recordings"][0])
+    res = train_supernet(_ported(first), tmp_path / "r", quiet=True, torch_device="cpu")
     lines = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in lines if r["kind"] == "step"]
-    assert len(losses) == len(run["losses"]) == 8
-    assert losses == run["losses"]  # exact on CPU with one thread: same paths, same arithmetic
-    assert res.weights_digest == run["weights_digest"]
+    assert len(losses) == len(first["losses"]) == 8
+    cpu = _cpu_class()
+    same_class = [rec for rec in FIXTURE["recordings"] if rec["cpu"] == cpu]
+    if same_class:
+        run = _recorded(strategy, sharing, same_class[0])
+        assert losses == run["losses"]  # exact on CPU with one thread: same paths, same arithmetic
+        assert res.weights_digest == run["weights_digest"]
+    else:
+        # a CPU class without a recording: the steps before the float32 differences grow (step 3
+        # on) must still match; a different path or loss term changes step 1 or 2 by far more
+        assert losses[:2] == pytest.approx(first["losses"][:2], rel=1e-4), cpu
 
 
 DISTILL = dict(space="mbv2", width=0.25, resolution=16, data="digits", batch_size=32, lr=0.05, workers=0,

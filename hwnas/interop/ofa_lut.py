@@ -264,7 +264,7 @@ def read(paths, *, device: str, space: str | None = None, width: float | None = 
             if not carries:
                 entry["folded_into"] = next(h for h, (o, c) in keys.items() if o == ok and c)
             table.add(hk, entry, save=False)
-        sources.append({"file": str(lut.path), "sha256": lut.sha256, "format": "ofa",
+        sources.append({"file": str(lut.path.resolve()), "sha256": lut.sha256, "format": "ofa",
                         "rule": DIALECTS[lut.dialect][2], "resolution": sp.resolution, "keys": len(lut.entries),
                         "used_keys": len(lut.entries) - len(extra), "unused_keys": len(extra)})
     table.metadata["imported_from"] = sources

@@ -304,7 +304,8 @@ def test_real_proxylessnas_table(rng):
     """ProxylessNAS's mobile_trim.yaml is the table of its search layout (stage 1: 24 channels)."""
     path = FIX / "mobile_trim.yaml"
     if not _mbv2_is_24_wide():
-        with pytest.raises(HwnasError, match=r"lacks \d+ of the \d+ keys of space 'mbv2' at width 1"):
+        with pytest.raises(HwnasError, match=r"lacks \d+ of the \d+ keys of space 'mbv2' at width 1.*the file "
+                                             r"has that layer with 24 output channels, not 32"):
             ofa_lut.read([path], device="pixel1")
         return
     imported = ofa_lut.read([path], device="pixel1")
@@ -347,7 +348,8 @@ def test_lookup_table_errors(tmp_path):
         ofa_lut.read([nan], device="x")
     with pytest.raises(HwnasError, match=r"keys, which belong to space 'ofa-mbv3', not 'mbv2'"):
         ofa_lut.read([FIX / "note10_224_lookup_table.yaml"], device="x", space="mbv2")
-    with pytest.raises(HwnasError, match=r"at width 1, resolution 224"):
+    with pytest.raises(HwnasError, match=r"at width 1, resolution 224.*the file has that layer with 24 output "
+                                         r"channels, not 16 \('Conv-input:224x224x3-output:112x112x24'\)"):
         ofa_lut.read([FIX / "note10_224_lookup_table.yaml"], device="x", width=1.0)
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [1,\n")

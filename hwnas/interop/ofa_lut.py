@@ -210,7 +210,22 @@ def _fit(lut: LutFile, name: str, width: float | None, num_classes: int | None):
     hk, ok = missing[0]
     raise HwnasError(f"latency lookup table {lut.path} lacks {len(missing)} of the {len(op_keys(sp))} keys of "
                      f"space {name!r} at width {sp.width:g}, resolution {sp.resolution}, {sp.num_classes} "
-                     f"classes (first: {ok!r}, op {hk})")
+                     f"classes (first: {ok!r}, op {hk}){_near_hint(lut, ok)}")
+
+
+def _near_hint(lut: LutFile, key: str) -> str:
+    """When the file has ``key``'s layer with other output channels: say so (a table of another
+    layout of the space, e.g. ProxylessNAS's 24-channel search layout against mbv2's 32)."""
+    m = _KEY.fullmatch(key)
+    fields = dict((p.split(":")[0], int(p.split(":")[1])) for p in m["rest"].split("-")[1:])
+    inp = tuple(int(x) for x in m["inp"].split("x"))
+    out = tuple(int(x) for x in m["out"].split("x"))
+    for k, (t, i, o, f) in lut.parsed.items():
+        if t == m["type"] and i == inp and o[:-1] == out[:-1] and o[-1] != out[-1] and \
+                {a: b for a, b in f.items() if a != "expand"} == {a: b for a, b in fields.items() if a != "expand"}:
+            return (f"; the file has that layer with {o[-1]} output channels, not {out[-1]} ({k!r}): a table of "
+                    f"another layout or width of the space")
+    return ""
 
 
 def read(paths, *, device: str, space: str | None = None, width: float | None = None,

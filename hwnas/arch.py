@@ -94,6 +94,11 @@ def parse_genes(text: str, space: SearchSpace | None = None) -> tuple[int, ...]:
     text = text.strip()
     if text.startswith("@"):
         genes, file_space = read_genes_file(text[1:])
+        if file_space is not None:
+            from hwnas.spaces.registry import read_space_config
+
+            file_space = read_space_config(file_space, f"genes file {text[1:]}",
+                                           "its genes name other networks now; search again")
         if space is not None and file_space is not None and file_space.get("name") not in (None, space.name):
             raise HwnasError(f"genes file {text[1:]} is for space {file_space.get('name')!r}, "
                              f"not {space.name!r}")

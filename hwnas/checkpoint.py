@@ -20,11 +20,13 @@ from hwnas import __version__
 from hwnas.errors import HwnasError, os_error
 from hwnas.io import atomic_write
 from hwnas.spaces.base import SearchSpace
-from hwnas.spaces.registry import space_from_config
+from hwnas.spaces.registry import read_space_config, space_from_config
 
 FORMAT = "hwnas.checkpoint"
 FORMAT_VERSION = 1
 KINDS = ("supernet", "subnet")
+#: what to do with a checkpoint of a space this hwnas builds differently (an old ``mbv2`` layout)
+REMEDY = "its weights do not fit; retrain it with this hwnas (hwnas train)"
 
 
 def version_stamp() -> dict[str, str]:
@@ -73,6 +75,7 @@ def load_checkpoint(path: str | Path, *, expect_space: SearchSpace | str | None 
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise HwnasError(f"{path} is not an hwnas checkpoint (no format={FORMAT!r} entry)")
     _check_fields(ckpt, path)
+    ckpt["space"] = read_space_config(ckpt["space"], f"checkpoint {path}", REMEDY)
     if expect_space is not None:
         name = expect_space if isinstance(expect_space, str) else expect_space.name
         got = ckpt["space"].get("name")

@@ -32,6 +32,7 @@ from hwnas.io import atomic_write_text, json_text, non_finite, read_text
 from hwnas.locking import file_lock
 from hwnas.runtimes import resolve
 from hwnas.spaces.base import SearchSpace
+from hwnas.spaces.registry import read_space_config
 
 FORMAT = "hwnas.latency_table"
 FORMAT_VERSION = 1
@@ -351,6 +352,14 @@ def _check_doc(doc: Any, path: Path) -> tuple[dict[str, Any], dict[str, Any], di
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise HwnasError(f"latency table {path}: metadata lacks {', '.join(missing)}")
+    configs = meta.get("space_configs", [])
+    if not isinstance(configs, list):
+        raise HwnasError(f"latency table {path}: metadata space_configs is {_kind(configs)}, expected a "
+                         f"list of space configs")
+    remedy = (f"its calibration and end-to-end measurements are of the old network; re-profile "
+              f"(hwnas profile --device {meta['device']} --space {meta['space']}) into a new table, "
+              f"moving this one aside")
+    meta["space_configs"] = [read_space_config(c, f"latency table {path}", remedy) for c in configs]
     entries = doc.get("entries", {})
     if not isinstance(entries, dict):
         raise HwnasError(f"latency table {path}: entries is {_kind(entries)}, expected an object "

@@ -33,11 +33,14 @@ from hwnas.errors import HwnasError
 from hwnas.io import atomic_write_json
 from hwnas.ranking.metrics import correlations
 from hwnas.ranking.standalone import StandaloneRecipe
+from hwnas.spaces.registry import read_space_config
 
 FORMAT = "hwnas-ground-truth"
 FORMAT_VERSION = 1
 #: the space settings a supernet must share with a ground truth to be scored against it
-MATCH_KEYS = ("name", "width", "resolution", "num_classes", "in_channels")
+MATCH_KEYS = ("name", "width", "resolution", "num_classes", "in_channels", "layout")
+#: what to do with a ground truth of a space this hwnas builds differently (an old ``mbv2`` layout)
+TRUTH_REMEDY = "its subnets are other networks now; build it again with tools/rank_truth.py"
 #: replica k of subnet i trains with seed ``seeds[k] * SEED_STRIDE + i``
 SEED_STRIDE = 1000
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "ground_truth"
@@ -190,7 +193,8 @@ def load_ground_truth(spec: str | Path) -> GroundTruth:
             if not all(0.0 <= v <= 1.0 for v in entry.top1):
                 raise HwnasError(f"ground truth {path}: subnets[{i}].top1 must lie in [0, 1]")
             entries.append(entry)
-        gt = GroundTruth(space=dict(d["space"]), data=dict(d["data"]),
+        gt = GroundTruth(space=read_space_config(d["space"], f"ground truth {path}", TRUTH_REMEDY),
+                         data=dict(d["data"]),
                          recipe=StandaloneRecipe.from_dict(d["recipe"]), seeds=seeds,
                          sample=dict(d.get("sample", {})), subnets=tuple(entries),
                          versions=dict(d.get("versions", {})), created=str(d.get("created", "")),

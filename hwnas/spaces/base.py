@@ -26,7 +26,7 @@ import dataclasses
 import itertools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -277,6 +277,14 @@ class SearchSpace(ABC):
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
              if f.init and not (f.metadata.get("omit_if_default") and getattr(self, f.name) == f.default)}
         return {"name": self.name, **d}
+
+    @classmethod
+    def read_config(cls, config: Mapping[str, Any], where: str, remedy: str) -> dict[str, Any]:
+        """``config`` (:meth:`config` as a file stored it) as this hwnas reads it, or a one-line
+        HwnasError naming ``where`` and saying ``remedy`` when this hwnas builds another network
+        for it. A space whose structure changed overrides this (``mbv2``'s ``layout``); called
+        through ``hwnas.spaces.registry.read_space_config`` by every loader."""
+        return dict(config)
 
     def second_act(self, own: str) -> str:
         """``OpSpec.act2`` of the space's blocks whose own second activation is ``own``."""

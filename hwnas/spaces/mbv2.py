@@ -7,25 +7,44 @@ available everywhere, but identity cannot replace the first layer of a stage, wh
 channel count changes the shape: those 6 layers have 6 (12) choices, so the exact size is
 6^6 x 7^15 (12^6 x 13^15). ``size()`` returns the exact number; tests check both figures.
 
-Macro-structure (ProxylessNAS mobile, width 1.0, 224 input):
-stem conv3x3 s2 -> 32; MBConv k3 e1 -> 16 (fixed); stages of (channels, layers, stride):
-(24,4,2) (40,4,2) (80,4,2) (96,4,1) (192,4,2) (320,1,1); conv1x1 -> 1280; GAP; FC.
+Macro-structure (ProxylessNAS mobile, width 1.0, 224 input): stem conv3x3 s2 -> 32; MBConv k3
+e1 -> 16 (fixed); stages of (channels, layers, stride): (32,4,2) (40,4,2) (80,4,2) (96,4,1)
+(192,4,2) (320,1,1); conv1x1 -> 1280; GAP; FC. That is the released ProxylessNAS-mobile network
+(its ``net.config``: 320.4M MACs as ProxylessNAS counts them, the 320M of GreedyNAS Table 1),
+whose macro-structure GreedyNAS adopts (Sec. 4.1). Channels scale with ``width`` through
+``make_divisible(c * width, 8)``, the head included (ProxylessNAS keeps 1280 below width 1.0).
+
+Layouts. ``layout`` 2 is that structure. hwnas before it built layout 1, whose first searchable
+stage has 24 channels (the ``--width_stages`` default of ProxylessNAS's search script, not the
+released network). Every file that records a space config records ``layout``; a config without it
+was made with layout 1. :meth:`MobileNetV2Space.read_config` (through
+``hwnas.spaces.registry.read_space_config``, which every loader calls) accepts such a file where
+both layouts build the same network at its width (width 0.25: 8 channels either way; the plans,
+channels, strides and identity slots, are compared), and refuses it where they differ (width 0.35:
+8 vs 16 channels) with a one-line error naming the file and what to redo. ``tag_suffix`` keeps the
+tag of an unchanged network and adds ``-l2`` where the network changed, so cached subnets,
+end-to-end measurements and calibrations of layout 1 are never read for layout 2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hwnas.errors import HwnasError
 from hwnas.spaces.base import GeneGroup, OpSpec, SearchSpace, conv_out, make_divisible
 from hwnas.spaces.registry import register_space
 
-#: (out channels, number of searchable layers, stride of the first layer) per stage.
-STAGES: tuple[tuple[int, int, int], ...] = (
-    (24, 4, 2), (40, 4, 2), (80, 4, 2), (96, 4, 1), (192, 4, 2), (320, 1, 1),
-)
+#: (out channels, number of searchable layers, stride of the first layer) per stage, per layout:
+#: 2 is ProxylessNAS-mobile's (the one built), 1 the 24-channel first stage of older hwnas files.
+LAYOUTS: dict[int, tuple[tuple[int, int, int], ...]] = {
+    1: ((24, 4, 2), (40, 4, 2), (80, 4, 2), (96, 4, 1), (192, 4, 2), (320, 1, 1)),
+    2: ((32, 4, 2), (40, 4, 2), (80, 4, 2), (96, 4, 1), (192, 4, 2), (320, 1, 1)),
+}
+#: the layout this hwnas builds (stamped as ``layout`` in every space config).
+LAYOUT = 2
+STAGES = LAYOUTS[LAYOUT]
 KERNELS = (3, 5, 7)
 EXPANDS = (3, 6)
 
@@ -68,22 +87,68 @@ class MobileNetV2Space(SearchSpace):
     stem_channels: ClassVar[int] = 32
     first_channels: ClassVar[int] = 16
     last_channels: ClassVar[int] = 1280
+    #: the macro-structure version (module docstring); only :data:`LAYOUT` is built.
+    layout: int = LAYOUT
+
+    def __post_init__(self) -> None:
+        if self.layout != LAYOUT:
+            raise HwnasError(f"layout {self.layout!r} not allowed on space {self.name!r}; allowed: {LAYOUT} "
+                             f"(layout 1, the 24-channel first stage, is no longer built)")
 
     # ---- structure ------------------------------------------------------------------------------
-    def _stage_plan(self) -> list[tuple[int, int, bool]]:
-        """Per searchable layer: (out channels, stride, identity allowed)."""
+    @classmethod
+    def _plan(cls, stages: tuple[tuple[int, int, int], ...], width: float) -> list[tuple[int, int, bool]]:
         plan = []
-        in_c = self._ch(self.first_channels)
-        for c, n, s in STAGES:
-            out_c = self._ch(c)
+        in_c = make_divisible(cls.first_channels * width, 8)
+        for c, n, s in stages:
+            out_c = make_divisible(c * width, 8)
             for i in range(n):
                 stride = s if i == 0 else 1
                 plan.append((out_c, stride, stride == 1 and in_c == out_c))
                 in_c = out_c
         return plan
 
+    def _stage_plan(self) -> list[tuple[int, int, bool]]:
+        """Per searchable layer: (out channels, stride, identity allowed)."""
+        key = ("plan",)
+        if key not in self._cache:
+            self._cache[key] = self._plan(LAYOUTS[self.layout], self.width)
+        return list(self._cache[key])
+
     def _ch(self, c: int) -> int:
         return make_divisible(c * self.width, 8)
+
+    @property
+    def tag_suffix(self) -> str:
+        """Part of the space's tag (``hwnas.latency.table.space_tag``): empty where layout 1 built this
+        same network at this width (its cached subnets and measurements still hold), ``-l2`` where
+        the network changed."""
+        return "" if self._plan(LAYOUTS[1], self.width) == self._stage_plan() else f"-l{self.layout}"
+
+    @classmethod
+    def read_config(cls, config: Mapping[str, Any], where: str, remedy: str) -> dict[str, Any]:
+        """``config`` as stored in a file, as this hwnas reads it: stamped ``layout`` 2 when it has
+        none (layout 1) but both layouts build the same network at its width; otherwise refused with
+        one line naming ``where`` and ``remedy`` (module docstring, "Layouts")."""
+        cfg = dict(config)
+        layout = cfg.get("layout", 1)
+        if layout == LAYOUT and type(layout) is int:
+            return cfg
+        if isinstance(layout, bool) or layout not in LAYOUTS:
+            raise HwnasError(f"{where}: layout {layout!r} of space {cls.name!r} is not one this hwnas "
+                             f"knows ({', '.join(map(str, LAYOUTS))}; it builds {LAYOUT})")
+        width = cfg.get("width", 1.0)
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+            return cfg  # create_space names the bad width
+        old, new = cls._plan(LAYOUTS[layout], width), cls._plan(STAGES, width)
+        if old == new:
+            return {**cfg, "layout": LAYOUT}
+        i = next(j for j, (a, b) in enumerate(zip(old, new)) if a != b)
+        raise HwnasError(
+            f"{where} was made with layout {layout} of space {cls.name!r} (first searchable stage "
+            f"{LAYOUTS[layout][0][0]} channels), whose network at width {width:g} differs from this "
+            f"hwnas's layout {LAYOUT} (ProxylessNAS-mobile's {STAGES[0][0]}; layer {i} has {old[i][0]} "
+            f"channels, now {new[i][0]}): {remedy}")
 
     def _options(self, allow_identity: bool) -> tuple[MBLayer, ...]:
         ses = (False, True) if self.with_se else (False,)

@@ -61,12 +61,35 @@ def create_space(name: str, **kwargs: Any):
     return space
 
 
-def space_from_config(config: Mapping[str, Any]):
-    """Rebuild a space from :meth:`SearchSpace.config` (as stored in checkpoints and tables)."""
+#: what to do about a file whose space config this hwnas builds differently (``read_space_config``)
+REMEDY_REBUILD = "make it again with this hwnas"
+
+
+def read_space_config(config: Mapping[str, Any], where: str = "space config",
+                      remedy: str = REMEDY_REBUILD) -> dict[str, Any]:
+    """The space config stored in a file (checkpoint, latency table, predictor, ground truth,
+    sparse set, pairs...) as this hwnas reads it: the one gate every loader passes stored configs
+    through, before comparing or rebuilding them. A config this hwnas would build into another
+    network than the one the file was made for (``mbv2`` of layout 1 at a width where layout 2
+    differs) is refused in one line naming ``where`` and saying ``remedy``; one it builds into
+    the same network comes back stamped as this hwnas writes it. Unknown names pass unchanged
+    (``create_space`` names them where a space is built)."""
+    if not isinstance(config, Mapping):
+        raise HwnasError(f"{where}: the space config must be an object, got {type(config).__name__}")
     cfg = dict(config)
-    name = cfg.pop("name", None)
-    if name is None:
-        raise HwnasError("space config has no 'name'")
+    if "name" not in cfg:
+        raise HwnasError(f"{where}: space config has no 'name'")
+    _load_builtin()
+    cls = _SPACES.get(cfg["name"]) if isinstance(cfg["name"], str) else None
+    return cfg if cls is None else cls.read_config(cfg, where, remedy)
+
+
+def space_from_config(config: Mapping[str, Any], where: str = "space config",
+                      remedy: str = REMEDY_REBUILD):
+    """Rebuild a space from :meth:`SearchSpace.config` (as stored in checkpoints and tables),
+    through :func:`read_space_config`."""
+    cfg = read_space_config(config, where, remedy)
+    name = cfg.pop("name")
     return create_space(name, **cfg)
 
 

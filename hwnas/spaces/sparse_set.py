@@ -97,7 +97,12 @@ def load_sparse_set(path: str | Path, space: SearchSpace | None = None, what: st
         if not members:
             raise HwnasError(f"sparse-space file {path} has no members")
         genes = np.array([m["genes"] for m in members], dtype=np.int64)
-        out = SparseSet(space=dict(d["space"]), genes=genes,
+        from hwnas.spaces.registry import read_space_config
+
+        space_cfg = read_space_config(d["space"], f"sparse-space file {path}",
+                                      "its MACs buckets are of the old network; build it again with "
+                                      "`hwnas sparse space`")
+        out = SparseSet(space=space_cfg, genes=genes,
                         macs=np.array([m["macs"] for m in members], dtype=np.float64),
                         predicted=np.array([m["predicted"] for m in members], dtype=np.float64),
                         bucket=np.array([m.get("bucket", -1) for m in members], dtype=np.int64),

@@ -166,5 +166,10 @@ def read_pairs(path: str | Path, allow_partial: bool = False) -> Pairs:
     if not rows and not allow_partial:
         raise HwnasError(f"pairs file {path} holds no pairs")
     genes = np.array([r[0] for r in rows], dtype=np.int64).reshape(len(rows), -1)
-    return Pairs(space=dict(header["space"]), genes=genes, top1=np.array([r[1] for r in rows]),
-                 macs=np.array([r[2] for r in rows]), header=header, path=path)
+    from hwnas.spaces.registry import read_space_config
+
+    space = read_space_config(header["space"], f"pairs file {path}",
+                              "its accuracies are of the old network; sample them again with "
+                              "`hwnas sparse pairs`")
+    return Pairs(space=space, genes=genes, top1=np.array([r[1] for r in rows]),
+                 macs=np.array([r[2] for r in rows]), header={**header, "space": space}, path=path)

@@ -111,7 +111,11 @@ def load_predictor(path: str | Path) -> EarlyPredictor:
         raise HwnasError(f"predictor file {path} uses encoding {d.get('encoding')!r}; this hwnas knows "
                          f"{ENCODING!r}")
     model = model_from_dict(d.get("model"), where=f"predictor file {path}")
-    return EarlyPredictor(kind=d["kind"], model=model, space=d["space"], y_mean=float(d["y_mean"]),
+    from hwnas.spaces.registry import read_space_config
+
+    space = read_space_config(d.get("space", {}), f"predictor file {path}",
+                              "its pairs are of the old network; fit it again with `hwnas sparse fit`")
+    return EarlyPredictor(kind=d["kind"], model=model, space=space, y_mean=float(d["y_mean"]),
                           y_std=float(d["y_std"]), metrics=d.get("metrics", {}), settings=d.get("settings", {}),
                           path=path)
 

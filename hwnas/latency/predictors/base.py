@@ -230,6 +230,9 @@ def predictor_from_document(doc: Any, context: PredictorContext, where: str) -> 
     for key in ("predictor", "device", "runtime", "space", "model", "fitted_on"):
         if key not in doc:
             raise HwnasError(f"{where} lacks the {key!r} entry")
+    from hwnas.spaces.registry import read_space_config
+
+    doc = {**doc, "space": read_space_config(doc["space"], where, "fit it again with `hwnas lut fit`")}
     if doc["space"] != context.space.config():
         raise HwnasError(f"{where} was fitted on space {_space_text(doc['space'])}, not on "
                          f"{_space_text(context.space.config())}; fit one with `hwnas lut fit`")

@@ -47,7 +47,8 @@ def test_build_writes_a_complete_file_that_round_trips_and_resumes(truth_file):
     gt = load_ground_truth(truth_file)
     d = json.loads(truth_file.read_text())
     assert d["format"] == "hwnas-ground-truth" and d["format_version"] == 1
-    assert gt.space == {"name": "mbv2", "width": 0.25, "resolution": 16, "num_classes": 10, "in_channels": 3}
+    assert gt.space == {"name": "mbv2", "width": 0.25, "resolution": 16, "num_classes": 10, "in_channels": 3,
+                        "layout": 2}
     assert gt.data["name"] == "gratings" and gt.data["split"] == "search-val" and gt.data["images"] == 2000
     assert gt.recipe == TINY and gt.seeds == (0, 1) and set(d["versions"]) >= {"hwnas", "torch"}
     assert len(gt.subnets) == 3 and all(len(e.top1) == 2 and len(e.seconds) == 2 for e in gt.subnets)

@@ -188,3 +188,16 @@ def test_shipped_ground_truth_of_layout_1_still_reads_and_a_changed_width_is_ref
     with pytest.raises(HwnasError, match=rf"^ground truth {bad} was made with layout 1 .*"
                                          r"build it again with tools/rank_truth\.py$"):
         load_ground_truth(bad)
+
+
+def test_ground_truth_partial_records_before_layout_still_resume():
+    from hwnas.ranking.truth import _same_key
+
+    partial = SHIPPED_TRUTH.with_name(SHIPPED_TRUTH.name + ".partial.jsonl")
+    stored = json.loads(partial.read_text().splitlines()[0])["key"]
+    key = json.loads(stored)
+    assert "layout" not in key["space"]
+    key["space"] = create_space("mbv2", width=0.25, resolution=16, num_classes=key["space"]["num_classes"]).config()
+    assert _same_key(stored, json.dumps(key, sort_keys=True))
+    key["space"]["width"] = 0.35
+    assert not _same_key(stored.replace('"width": 0.25', '"width": 0.35'), json.dumps(key, sort_keys=True))

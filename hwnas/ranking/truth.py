@@ -207,13 +207,27 @@ def load_ground_truth(spec: str | Path) -> GroundTruth:
         raise HwnasError(f"ground truth {path} holds {len(gt.subnets)} subnet(s); at least 2 are needed")
     from hwnas.spaces.registry import space_from_config
 
-    space = space_from_config(gt.space)
+    space = space_from_config(gt.space, f"ground truth {path}", TRUTH_REMEDY)
     for i, e in enumerate(gt.subnets):
         try:
             space.validate(e.genes)
         except HwnasError as exc:
             raise HwnasError(f"ground truth {path}: subnets[{i}]: {exc}") from None
     return gt
+
+
+def _same_key(stored: Any, key: str) -> bool:
+    """A partial-file record's key is this build's: equal once its space config is read as this
+    hwnas reads it (records written before ``layout`` was stamped still count where the network
+    is the same)."""
+    if stored == key:
+        return True
+    try:
+        d = json.loads(stored)
+        d["space"] = read_space_config(d["space"])
+    except (HwnasError, TypeError, ValueError, KeyError):
+        return False
+    return json.dumps(d, sort_keys=True) == key
 
 
 def build_ground_truth(space_name: str, *, width: float, resolution: int, data: str = "gratings",
@@ -266,7 +280,7 @@ def build_ground_truth(space_name: str, *, width: float, resolution: int, data: 
                 rec = json.loads(line)
             except ValueError:
                 continue  # a line cut off by a crash
-            if rec.get("key") == key:
+            if _same_key(rec.get("key"), key):
                 done[tuple(rec["genes"]), int(rec["seed"])] = rec
     dev = torch.device(device)
     total = len(archs) * len(seeds)

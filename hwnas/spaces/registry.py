@@ -87,10 +87,15 @@ def read_space_config(config: Mapping[str, Any], where: str = "space config",
 def space_from_config(config: Mapping[str, Any], where: str = "space config",
                       remedy: str = REMEDY_REBUILD):
     """Rebuild a space from :meth:`SearchSpace.config` (as stored in checkpoints and tables),
-    through :func:`read_space_config`."""
+    through :func:`read_space_config`; an error names ``where`` when given."""
     cfg = read_space_config(config, where, remedy)
     name = cfg.pop("name")
-    return create_space(name, **cfg)
+    try:
+        return create_space(name, **cfg)
+    except HwnasError as exc:
+        if where == "space config":
+            raise
+        raise HwnasError(f"{where}: {exc}") from None
 
 
 #: entry-point group through which installed packages add spaces.

@@ -1,6 +1,6 @@
 """``mbv2`` layout 2 (ProxylessNAS-mobile's macro-structure) and the refusal of layout-1 files.
 
-The released ProxylessNAS-mobile ``net.config`` (tests/fixtures/proxylessnas) expressed as ``mbv2``
+The released ProxylessNAS-mobile ``net.config`` (tests/fixtures/ofa) expressed as ``mbv2``
 genes must cost what ProxylessNAS itself counts (320.4M, GreedyNAS Table 1's 320M); files made with
 layout 1 (first searchable stage 24 channels, no ``layout`` in their space config) are refused
 where that layout built another network and accepted where it built the same one.
@@ -24,7 +24,7 @@ from hwnas.spaces.mbv2 import LAYOUT, MBConfig, MBLayer
 from hwnas.spaces.registry import read_space_config, space_from_config
 from hwnas.supernet import Subnet, build_supernet
 
-FIXTURE = Path(__file__).parent / "fixtures" / "proxylessnas" / "proxyless_mobile.config"
+FIXTURE = Path(__file__).parent / "fixtures" / "ofa" / "proxyless_mobile.config"
 SHIPPED_TRUTH = Path(__file__).parents[1] / "hwnas" / "ground_truth" / "gratings-mbv2-w0.25-r16.json"
 #: ProxylessNAS's own count of its mobile network (``Total FLOPs: 320.4M`` in its
 #: logs/imagenet_mobile_log.txt), recomputed below from the net.config with its rule

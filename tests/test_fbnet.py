@@ -236,4 +236,4 @@ def test_the_layout_is_part_of_the_space_tag():
 
     assert space_tag(cifar()) == space_tag(cifar(layout="cifar")) == "fbnet@w1r32-cifar"
     assert space_tag(cifar(layout="imagenet")) == "fbnet@w1r32-imagenet" and space_tag(imagenet()) == "fbnet@w1r224-imagenet"
-    assert space_tag(create_space("mbv2", resolution=32)) == "mbv2@w1r32"  # other spaces: as before
+    assert space_tag(create_space("shufflenetv2", resolution=32)) == "shufflenetv2@w1r32"  # other spaces: as before

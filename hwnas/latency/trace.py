@@ -62,8 +62,8 @@ def resolve_method(method: str, runner: Any, existing: LatencyTable | None = Non
                    max_keys: int | None = None) -> str:
     """``trace`` or ``one-op``: ``auto`` continues an existing table with its own method, measures
     one op per model when ``max_keys`` limits the keys measured now, else traces where the runner
-    profiles ops in-process (onnxruntime on the host: the faster and, on the development machine,
-    no less accurate way, see docs/latency.md), else one-op."""
+    profiles ops in-process (onnxruntime on the host: the more accurate table on the development
+    machine, though not the faster one to build there, see docs/latency.md), else one-op."""
     if method != "auto":
         if method == "trace" and max_keys is not None:
             raise HwnasError("--max-keys limits a one-op profile; a trace profile measures every key "

@@ -8,7 +8,7 @@ second: MAPE, within +-10 %, Kendall tau, uncalibrated (the table sum as measure
 table's fitted run overhead) and calibrated.
 
 Usage: OMP_NUM_THREADS=1 python tools/bench/trace_vs_oneop.py --space mbv2 --width 0.35 \
-    --resolution 32 --runtime onnx [--rounds 3] [--calibrate 8] [--n 30] [--json]
+    --resolution 32 --runtime onnx [--rounds 3] [--calibrate 8] [--n 30] [--no-canary] [--json]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--calibrate", type=int, default=8)
     ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--no-canary", action="store_true", help="measure without the canary guard (both methods)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hwnas-trace-bench-"))
@@ -60,7 +61,7 @@ def main() -> None:
     rows = {}
     tables = {}
     for method in ("one-op", "trace"):
-        cfg = ProfileConfig(runtime=a.runtime, method=method, rounds=a.rounds)
+        cfg = ProfileConfig(runtime=a.runtime, method=method, rounds=a.rounds, canary=not a.no_canary)
         t0 = time.perf_counter()
         if method == "one-op":
             cache = OpModelCache(cfg.runtime, precision=cfg.precision)
@@ -74,14 +75,15 @@ def main() -> None:
         measure_s = time.perf_counter() - t0
         tables[method] = table
         rows[method] = {"models": models, "keys": len(table.entries), "export_s": export_s,
-                        "measure_s": measure_s, "total_s": export_s + measure_s}
+                        "measure_s": measure_s, "total_s": export_s + measure_s,
+                        "canary": table.metadata.get("last_profile_canary")}
     runner = device_runner(host, a.runtime)
     store = EndToEndStore(work / "e2e.json")
     threads = host.cpu.default_threads
     cal = _archs(space, a.calibrate, CALIBRATION_SEED, extremes=True)
     held = _archs(space, a.n, VALIDATION_SEED, extremes=False)
     t0 = time.perf_counter()
-    measured = measure_subnets(runner, space, cal + held, a.runtime, store, threads=threads)
+    measured = measure_subnets(runner, space, cal + held, a.runtime, store, threads=threads, canary=not a.no_canary)
     e2e_s = time.perf_counter() - t0
     m_cal, m_held = measured[: len(cal)], measured[len(cal):]
     tag = space_tag(space)
@@ -109,7 +111,11 @@ def main() -> None:
         return
     print(f"{tag} {a.runtime} on this host ({os.cpu_count()} CPUs, load average before "
           f"{load_before[0]:.2f}, after {doc['load_avg_after'][0]:.2f}); {a.rounds} rounds; "
-          f"held-out {len(held)} subnets, calibration {len(cal)}")
+          f"held-out {len(held)} subnets, calibration {len(cal)}; canary {'off' if a.no_canary else 'on'}")
+    for method, r in rows.items():
+        if r["canary"]:
+            print(f"  {method} canary: waited {r['canary']['waited_s']:.0f} s, tolerance "
+                  f"{r['canary']['tolerance']:.1%}, {r['canary']['canary_checks']} checks")
     print("| method | models | keys | exports | measuring | total | uncalibrated MAPE / +-10 % / tau "
           "| calibrated MAPE / +-10 % / tau |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

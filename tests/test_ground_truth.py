@@ -207,3 +207,21 @@ def test_a_truth_measured_on_a_larger_test_split_fits_the_plain_dataset(truth_fi
     big.check_compatible(gt.space, "gratings", 0, "checkpoint c")  # same training images: accepted
     with pytest.raises(HwnasError, match="trained on 'gratings-fine'"):
         big.check_compatible(gt.space, "gratings-fine", 0, "checkpoint c")
+
+
+def test_truth_noise_reports_sigma_range_and_a_projected_tau(truth_file):
+    import importlib.util
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "bench" / "truth_noise.py"
+    spec = importlib.util.spec_from_file_location("truth_noise", tool)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    r = mod.analyse(truth_file, n=10)
+    t = 100 * np.array([e.top1 for e in load_ground_truth(truth_file).subnets])
+    assert r["sigma_points"] == pytest.approx(np.std(t[:, 0] - t[:, 1], ddof=1) / np.sqrt(2), abs=0.01)
+    assert r["top1_range_points"] == pytest.approx(t.mean(1).max() - t.mean(1).min(), abs=0.01)
+    macs, mean = np.array([1.0, 2.0, 3.0]), np.array([70.0, 75.0, 80.0])
+    assert mod.projected_tau(macs, mean, 0.0, 30, trials=5) == pytest.approx(1.0)  # noise-free
+    assert mod.projected_tau(macs, mean, 0.5, 30, trials=200) > mod.projected_tau(macs, mean, 3.0, 30, trials=200)
+    assert 0.3 < mod.needed_sigma(macs, mean, 30) < 1.5  # 10 points over 30 subnets: about 0.8

@@ -225,3 +225,29 @@ def test_truth_noise_reports_sigma_range_and_a_projected_tau(truth_file):
     assert mod.projected_tau(macs, mean, 0.0, 30, trials=5) == pytest.approx(1.0)  # noise-free
     assert mod.projected_tau(macs, mean, 0.5, 30, trials=200) > mod.projected_tau(macs, mean, 3.0, 30, trials=200)
     assert 0.3 < mod.needed_sigma(macs, mean, 30) < 1.5  # 10 points over 30 subnets: about 0.8
+
+
+def test_a_fixed_data_seed_gives_every_training_the_same_order(monkeypatch):
+    import hwnas.ranking.standalone as S
+    from hwnas.data import load_data
+    from hwnas.spaces import create_space
+
+    orders = []
+    real = S.train_loader
+
+    def spy(split, *, batch_size, seed, epoch):
+        orders.append(seed)
+        return real(split, batch_size=batch_size, seed=seed, epoch=epoch)
+
+    monkeypatch.setattr(S, "train_loader", spy)
+    space = create_space("mbv2", width=0.25, resolution=16, num_classes=10)
+    data = load_data("gratings", resolution=16)
+    fixed = dataclasses.replace(TINY, data_seed=7)
+    for s in (3, 4):
+        S.train_subnet(space, space.smallest(), data, fixed, seed=s)
+    S.train_subnet(space, space.smallest(), data, TINY, seed=5)
+    assert orders == [7, 7, 5]
+    assert fixed.to_dict()["data_seed"] == 7 and "data_seed" not in TINY.to_dict()  # old keys unchanged
+    assert StandaloneRecipe.from_dict(fixed.to_dict()) == fixed
+    with pytest.raises(HwnasError, match="data_seed must be >= 0"):
+        StandaloneRecipe(data_seed=-1)

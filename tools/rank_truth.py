@@ -39,13 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     ap.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    ap.add_argument("--data-seed", type=int, default=None,
+                    help="one data order for every training (seeds then vary only the initial weights)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     try:
         recipe = StandaloneRecipe(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                                  warmup_steps=a.warmup_steps, label_smoothing=a.label_smoothing)
+                                  warmup_steps=a.warmup_steps, label_smoothing=a.label_smoothing,
+                                  data_seed=a.data_seed)
         seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
         t0 = time.perf_counter()
         gt = build_ground_truth(a.space, width=a.width, resolution=a.resolution, data=a.data, n=a.n,

@@ -3,7 +3,8 @@
 The recipe is a frozen :class:`StandaloneRecipe`: SGD with Nesterov momentum and a cosine schedule
 stepped per iteration after a short linear warm-up, weight decay on conv / linear weights only,
 label smoothing (the SPOS / GreedyNAS recipe family, scaled to a CPU budget). The only randomness
-of a training is its ``seed``: initial weights and the data order (``hwnas.data.train_loader``
+of a training is its ``seed``: initial weights and the data order (or only the weights, with the
+recipe's ``data_seed`` fixing the order) (``hwnas.data.train_loader``
 derives both the shuffling and any per-sample augmentation from it).
 """
 
@@ -42,6 +43,10 @@ class StandaloneRecipe:
     #: ("zero gamma", Goyal et al. 2017, Sec. 5.1): deep, narrow subnets then train as steadily
     #: as shallow ones in a short budget
     zero_init_residual: bool = True
+    #: the data order's seed: None draws it from each training's seed (weights and order vary
+    #: together); an int gives every training the same order, so two seeds of a subnet differ
+    #: only in their initial weights, and the order's effect is common to all subnets
+    data_seed: int | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -53,6 +58,8 @@ class StandaloneRecipe:
             (0.0 <= self.label_smoothing < 1.0,
              f"recipe label_smoothing must lie in [0, 1), got {self.label_smoothing}"),
             (self.warmup_steps >= 0, f"recipe warmup_steps must be >= 0, got {self.warmup_steps}"),
+            (self.data_seed is None or self.data_seed >= 0,
+             f"recipe data_seed must be >= 0 or None, got {self.data_seed}"),
             (self.steps_per_epoch is None or self.steps_per_epoch >= 1,
              f"recipe steps_per_epoch must be >= 1, got {self.steps_per_epoch}"),
         ]
@@ -61,7 +68,10 @@ class StandaloneRecipe:
                 raise HwnasError(msg)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["data_seed"] is None:  # the default leaves files (and resume keys) as before it existed
+            del d["data_seed"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StandaloneRecipe:
@@ -125,7 +135,8 @@ def train_subnet(space: SearchSpace, genes: tuple[int, ...], data: DataSplits, r
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, recipe.warmup_steps, total))
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     for epoch in range(recipe.epochs):
-        loader = train_loader(data.train, batch_size=recipe.batch_size, seed=seed, epoch=epoch)
+        order = seed if recipe.data_seed is None else recipe.data_seed
+        loader = train_loader(data.train, batch_size=recipe.batch_size, seed=order, epoch=epoch)
         for b, (x, y) in enumerate(loader):
             if b >= per_epoch:
                 break

@@ -124,15 +124,22 @@ def fold_batchnorm(model: nn.Module, sample: torch.Tensor) -> int:
 
 
 def export_workers(n: int, runtime: str, precision: str | None = None) -> int:
-    """Processes to export ``n`` subnets with: one per CPU core (``$HWNAS_EXPORT_WORKERS`` caps
-    it), at most ``n``; 1 (no pool) for fast exporters or fewer than :data:`POOL_MIN_SUBNETS`."""
+    """Processes to export ``n`` subnets with: one per idle CPU core (cores minus the 1-minute load
+    average, plus this process's own), at most ``n``; ``$HWNAS_EXPORT_WORKERS`` sets it; 1 (no
+    pool) for fast exporters or fewer than :data:`POOL_MIN_SUBNETS`. On a machine other jobs keep
+    busy a pool only adds its workers' start (measured: tools/bench/e2e_export.py)."""
     spec, precision = resolve(runtime, precision)
     if n < POOL_MIN_SUBNETS or spec.export_estimate_s.get(precision, 2.0) < POOL_MIN_EXPORT_S:
         return 1
     cap = os.environ.get(ENV_EXPORT_WORKERS, "").strip()
-    limit = int(cap) if cap.isdigit() and int(cap) > 0 else (len(os.sched_getaffinity(0))
-                                                              if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    return max(1, min(n, limit))
+    if cap.isdigit() and int(cap) > 0:
+        return max(1, min(n, int(cap)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:  # cores other jobs keep busy do not convert anything: count the idle ones (and this one)
+        idle = int(cores - os.getloadavg()[0] + 1)
+    except OSError:
+        idle = cores
+    return max(1, min(n, cores, idle))
 
 
 def export_subnet(space_config: dict[str, Any], genes: Sequence[int], runtime: str, precision: str | None,

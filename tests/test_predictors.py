@@ -485,7 +485,12 @@ def test_curve_bench_reads_a_store_by_its_name():
     assert c["measurements"] >= 100 and c["held_out"] == 32 and c["skipped"] == {}
     got = {p["predictor"]: p for p in c["points"]}
     assert set(got) == set(predictor_names()) and all(p["n_fit"] == 10 for p in got.values())
-    assert got["table-sum"]["within_10"] >= 0.9
+    assert got["table-sum"]["within_10"] >= 0.9 and c["sizes_left_out"] == []
+    proc = subprocess.run([sys.executable, str(root / "tools" / "bench" / "predictor_curves.py"), "--measurements",
+                           str(store), "--sizes", "10,1000", "--repeats", "1"], capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "n=1000: left out" in proc.stdout and "table sum weakest at n=10" in proc.stdout
     proc = subprocess.run([sys.executable, str(root / "tools" / "bench" / "predictor_curves.py"), "--measurements",
                            str(store.with_name("odd.e2e.json"))], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "not an end-to-end store name" in proc.stderr

@@ -101,19 +101,23 @@ def curve(path: Path, a, sizes: list[int]) -> dict | None:
     if m is None:
         return None
     names, skipped = available(predictor_names(), ctx)
+    # sizes the store is too small for (after --test held out) are left out, and said so
+    fits = [k for k in sizes if k + a.test <= len(m)] or sizes[:1]
     t0 = time.perf_counter()
-    points = learning_curve(names, m, ctx, sizes=sizes, test=a.test, repeats=a.repeats)
+    points = learning_curve(names, m, ctx, sizes=fits, test=a.test, repeats=a.repeats)
     sp = ctx.space
     return {"file": str(path), "device": ctx.device, "space": sp.name, "width": sp.width, "resolution": sp.resolution,
             "runtime": ctx.runtime, "source": m.source, "measurements": len(m),
             "held_out": int(points[0].scores["n"]) if points else 0, "repeats": a.repeats,
             "seconds": time.perf_counter() - t0, "skipped": skipped, "names": names,
+            "sizes_left_out": [k for k in sizes if k not in fits],
             "points": [{"predictor": p.predictor, "n_fit": p.n_fit, **p.scores} for p in points]}
 
 
 def summary(c: dict, sizes: list[int]) -> str:
     """Where the table sum is weakest and which predictor is best there."""
     by = {(p["predictor"], p["n_fit"]): p for p in c["points"]}
+    sizes = [k for k in sizes if k not in c["sizes_left_out"]]
     if ("table-sum", sizes[0]) not in by:
         best = max((p for p in c["points"]), key=lambda p: (p["within_10"], -p["mape"]))
         return f"no table: best {best['predictor']} at n={best['n_fit']} ({best['within_10']:.0%} within +-10 %)"
@@ -140,6 +144,9 @@ def print_table(c: dict, sizes: list[int]) -> None:
             cells.append("-" if p is None else f"{p['within_10']:.0%} / {p['mape']:.1%} / {p['kendall_tau']:.2f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("(within +-10 % / MAPE / Kendall tau)")
+    if c["sizes_left_out"]:
+        print("n=" + ", n=".join(map(str, c["sizes_left_out"])) + f": left out, {c['measurements']} measurements "
+              f"leave {c['measurements'] - c['held_out']} to fit on after {c['held_out']} held out")
     for name, why in c["skipped"].items():
         print(f"{name} skipped: {why}")
     print(summary(c, sizes))

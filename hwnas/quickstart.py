@@ -324,8 +324,9 @@ def _measure_from_state(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
     return step_measure(cfg, out, _State(out / "quickstart.json", cfg))
 
 
-def mismatch_hint(measure: dict[str, Any], profiled: bool, adapted: bool = False) -> str:
-    """Why predicted and measured latency differ, from the canary's speed ratio."""
+def mismatch_hint(measure: dict[str, Any], profiled: bool, adapted: bool = False, native: bool = False) -> str:
+    """Why predicted and measured latency differ, from the canary's speed ratio. ``native``: the
+    shipped table was measured on this computer (same machine fingerprint, so not adapted)."""
     ratio = measure.get("speed_ratio")
     head = f"the prediction is {measure['error_pct']:+.0f} % off"
     if adapted:
@@ -336,6 +337,10 @@ def mismatch_hint(measure: dict[str, Any], profiled: bool, adapted: bool = False
                 f"computer is {'slower' if ratio > 1 else 'faster'} now than when the table was measured "
                 f"(another job, power saving, a shared virtual machine); at the profiled speed the error "
                 f"is {measure['error_pct_at_profile_speed']:+.0f} %.")
+    if native:
+        return (f"{head}, on the computer that measured the table at its speed then: its calibrated sum "
+                f"misses this subnet (`hwnas lut validate` shows the spread; `hwnas lut fit` fits "
+                f"predictors that learn from whole-subnet measurements, `search --predictor hybrid`).")
     if not profiled:
         return (f"{head}: the shipped host table was probably measured on another computer. Run again "
                 f"without --no-adapt (it adapts the table to this computer in seconds) or with "
@@ -465,5 +470,6 @@ def register(app: typer.Typer) -> None:
         me = data["steps"].get("measure")
         if me and abs(me["error_pct"]) > HOST_MISMATCH_PCT:
             la = data["steps"]["latency"]
-            Console().print(f"[yellow]note:[/] {mismatch_hint(me, la['profiled'], bool(la.get('adapted')))}",
-                            highlight=False)
+            native = not la["profiled"] and not la.get("adapted") and data.get("config", {}).get("adapt", True)
+            hint = mismatch_hint(me, la["profiled"], bool(la.get("adapted")), native=native)
+            Console().print(f"[yellow]note:[/] {hint}", highlight=False)

@@ -87,6 +87,9 @@ def test_mismatch_hint_names_the_likely_cause():
     other = {"error_pct": -30.0, "speed_ratio": 1.02, "error_pct_at_profile_speed": -29.0}
     assert "another computer" in mismatch_hint(other, profiled=False)
     assert "disturbed" in mismatch_hint(other, profiled=True)
+    # the shipped table measured on this very computer: neither "another computer" nor "adapt"
+    native = mismatch_hint(other, profiled=False, native=True)
+    assert "computer that measured the table" in native and "another computer" not in native
 
 
 @pytest.mark.parametrize("content,message", [

@@ -242,7 +242,7 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
 
 ERRORS = [
     (["--strategy", "foo"], "unknown strategy 'foo'; allowed: uniform, constrained, greedy"),
-    (["--data", "mnist"], "unknown dataset 'mnist'; allowed: cifar10, cifar100, digits, fake, gratings, gratings-fine, imagefolder:PATH"),
+    (["--data", "mnist"], "unknown dataset 'mnist'; allowed: cifar10, cifar100, digits, fake, gratings[:test=N], gratings-fine[:test=N], imagefolder:PATH"),
     (["--lr", "-1"], "--lr must be > 0, got -1.0"),
     (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
     (["--epochs", "0"], "--epochs must be >= 1, got 0"),

@@ -282,10 +282,14 @@ def adapt_table(table: LatencyTable, space: SearchSpace, runner: Any, *, threads
 def adapt_for_device(device: str, table: LatencyTable, space: SearchSpace, root: str | Path | None = None,
                      *, canary: bool = True, on_progress=None) -> Adaptation | None:
     """:func:`adapt_table` for the device profile ``device`` when it is this computer (host);
-    ``None`` for other devices (measuring them needs the device: ``hwnas lut calibrate``)."""
-    from hwnas.devices.profiles import load_profile
+    ``None`` for other devices (measuring them needs the device: ``hwnas lut calibrate``),
+    including a device with tables but no profile (tables imported or fitted from a CSV), which
+    cannot be this computer."""
+    from hwnas.devices.profiles import list_profiles, load_profile
     from hwnas.latency.build import device_runner
 
+    if device not in list_profiles() and not Path(device).suffix == ".toml":
+        return None
     profile = load_profile(device)
     if not profile.is_local:
         return None
